@@ -1,0 +1,330 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, callcenter.ops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one Celery client of the collection: worker ping and inspect (Celery's own control
+API), queue depth and purge on the Redis broker, and the beat schedule file.
+
+Used by celery_health, celery_queue_purge and system_status. Celery is imported only when
+a worker call is about to be made: a Redis that is down is reported before paying for it."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import json
+import os
+
+from ansible_collections.callcenter.ops.plugins.module_utils.redis_client import BrokerError
+
+# kombu's Redis transport keeps one list per priority step: the bare name for step 0,
+# then "<queue>\x06\x16<step>" (kombu.transport.redis, default priority_steps 0,3,6,9).
+PRIORITY_SEP = "\x06\x16"
+DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
+UNACKED_KEY = "unacked"
+BINDING_PREFIX = "_kombu.binding."
+UNACKED_SCAN_LIMIT = 100000
+BEAT_SUFFIXES = (".db", ".dat", ".dir", ".bak")
+
+
+def priority_queue_names(queue, steps=DEFAULT_PRIORITY_STEPS):
+    """Redis list names holding the messages of ``queue``, one per priority step."""
+    names = []
+    for step in sorted(set(int(s) for s in steps)):
+        names.append(queue if step == 0 else "%s%s%d" % (queue, PRIORITY_SEP, step))
+    return names
+
+
+def queue_depths(client, queues, steps=DEFAULT_PRIORITY_STEPS):
+    """Messages waiting per queue, summed over the priority sub-queues, in one round trip.
+
+    Returns ``{queue: {"waiting": n, "by_priority": {step: n}, "exists": bool}}``; a queue
+    "exists" when a worker has declared it (kombu binding) or it holds messages."""
+    steps = sorted(set(int(s) for s in steps))
+    pipe = client.pipeline(transaction=False)
+    for q in queues:
+        for name in priority_queue_names(q, steps):
+            pipe.llen(name)
+        pipe.exists(BINDING_PREFIX + q)
+    replies = pipe.execute()
+    result = {}
+    i = 0
+    for q in queues:
+        by_priority = {}
+        for step in steps:
+            by_priority[str(step)] = int(replies[i])
+            i += 1
+        bound = bool(replies[i])
+        i += 1
+        waiting = sum(by_priority.values())
+        result[q] = dict(waiting=waiting, by_priority=by_priority, exists=bound or waiting > 0)
+    return result
+
+
+def unacked_by_queue(client, limit=UNACKED_SCAN_LIMIT):
+    """Messages reserved by workers but not yet acknowledged, by routing key (queue).
+
+    Returns ``(counts, complete)``; ``complete`` is False when more than ``limit``
+    entries exist and counting stopped there."""
+    counts = {}
+    seen = 0
+    for _tag, raw in client.hscan_iter(UNACKED_KEY, count=1000):
+        seen += 1
+        if seen > limit:
+            return counts, False
+        try:
+            routing_key = json.loads(raw)[2]
+        except (ValueError, IndexError, TypeError):
+            routing_key = "(unreadable)"
+        counts[routing_key] = counts.get(routing_key, 0) + 1
+    return counts, True
+
+
+def purge_queues(client, queues, steps=DEFAULT_PRIORITY_STEPS, check_mode=False):
+    """Remove every waiting message of each queue (all priority sub-queues) atomically.
+
+    Returns ``{queue: removed}``; in check mode counts what would be removed and removes
+    nothing. Unacknowledged (reserved) messages are not touched, as with ``celery purge``."""
+    result = {}
+    for q in queues:
+        names = priority_queue_names(q, steps)
+        pipe = client.pipeline(transaction=True)
+        for name in names:
+            pipe.llen(name)
+        if not check_mode:
+            for name in names:
+                pipe.delete(name)
+        replies = pipe.execute()
+        result[q] = sum(int(r) for r in replies[:len(names)])
+    return result
+
+
+class CeleryProbe:
+    """Celery's control API (ping, inspect) on one broker, configured to fail fast."""
+
+    def __init__(self, url, timeout, validate_certs=True, ca_path=None):
+        from celery import Celery  # costs ~0.2 s: import only once Redis answered
+
+        self.url = url
+        self.timeout = timeout
+        self.app = Celery("callcenter_ops_probe", broker=url.celery_url(), set_as_current=False)
+        transport = dict(socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=2)
+        self.app.conf.update(
+            broker_connection_retry=False,
+            broker_connection_retry_on_startup=False,
+            broker_connection_max_retries=0,
+            broker_connection_timeout=timeout,
+            broker_transport_options=transport,
+            broker_heartbeat=0,
+            result_backend=None,
+        )
+        if url.scheme == "rediss":
+            import ssl
+            opts = dict(ssl_cert_reqs=ssl.CERT_REQUIRED if validate_certs else ssl.CERT_NONE)
+            if ca_path:
+                opts["ssl_ca_certs"] = ca_path
+            self.app.conf.broker_use_ssl = opts
+
+    def _call(self, what, func):
+        try:
+            return func()
+        except Exception as e:  # kombu raises many types; all become one clear sentence
+            text = str(e)
+            for s in self.url.secrets():
+                text = text.replace(s, "***")
+            raise BrokerError("%s: Celery %s failed (%s: %s)" % (self.url.where, what, type(e).__name__, text))
+
+    def ping(self, expected=None):
+        """Names of the workers answering ping. With ``expected`` (a count or a list of node
+        names) it returns as soon as that many have answered instead of waiting out the timeout."""
+        kwargs = dict(timeout=self.timeout)
+        if isinstance(expected, list) and expected:
+            kwargs.update(destination=expected, limit=len(expected))
+        elif isinstance(expected, int) and expected > 0:
+            kwargs["limit"] = expected
+        replies = self._call("ping", lambda: self.app.control.ping(**kwargs)) or []
+        names = []
+        for reply in replies:
+            names.extend(reply.keys())
+        return sorted(set(names))
+
+    def _inspect(self, method, names):
+        if not names:
+            return {}
+        insp = self.app.control.inspect(destination=list(names), timeout=self.timeout, limit=len(names))
+        return self._call("inspect %s" % method, lambda: getattr(insp, method)()) or {}
+
+    def active(self, names):
+        """``{worker: number of tasks executing}`` for the given workers (those that answer)."""
+        return dict((k, len(v or [])) for k, v in self._inspect("active", names).items())
+
+    def active_queues(self, names):
+        """Queue names consumed by the given workers."""
+        queues = set()
+        for declared in self._inspect("active_queues", names).values():
+            for q in declared or []:
+                if q.get("name"):
+                    queues.add(q["name"])
+        return sorted(queues)
+
+    def close(self):
+        try:
+            self.app.close()
+        except Exception:
+            pass
+
+
+class BeatError(Exception):
+    """The beat schedule file could not be read; the message says why."""
+
+
+def _beat_candidates(path):
+    base = path
+    for suffix in BEAT_SUFFIXES:
+        if path.endswith(suffix):
+            base = path[:-len(suffix)]
+            break
+    return base, [base] + [base + s for s in BEAT_SUFFIXES]
+
+
+def open_beat_schedule(path):
+    """Open celery beat's shelve file read-only, whatever dbm flavour wrote it.
+
+    The file name's suffix depends on the dbm module (none, ``.db``, or
+    ``.dat``/``.dir``/``.bak``): it is opened by its base name. gdbm files are opened
+    without a lock, since the running beat keeps its own lock on them."""
+    import dbm
+    import shelve
+
+    base, candidates = _beat_candidates(path)
+    present = [c for c in candidates if os.path.exists(c)]
+    if not present:
+        raise BeatError("beat schedule file %s does not exist (is celery beat running, "
+                        "and is this its --schedule path?)" % path)
+    for c in present:
+        if os.path.isdir(c):
+            raise BeatError("beat schedule path %s is a directory, not a schedule file" % c)
+        if not os.access(c, os.R_OK):
+            raise BeatError("beat schedule file %s is not readable (permission denied)" % c)
+    try:
+        kind = dbm.whichdb(base)
+    except OSError as e:
+        raise BeatError("beat schedule file %s could not be read (%s)" % (path, e.strerror or e))
+    if not kind:
+        raise BeatError("beat schedule file %s is not a dbm/shelve file this Python can read "
+                        "(corrupt, or written by a different Python's dbm module)" % path)
+    try:
+        if kind == "dbm.gnu":
+            import dbm.gnu
+            db = dbm.gnu.open(base, "ru")
+        else:
+            db = dbm.open(base, "r")
+    except Exception as e:
+        raise BeatError("beat schedule file %s could not be opened as %s (%s)" % (path, kind, e))
+    shelf = shelve.Shelf(db)
+    shelf._kind = kind
+    return shelf
+
+
+def _as_utc(value):
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.timezone.utc)
+    return value.astimezone(datetime.timezone.utc)
+
+
+def read_beat_schedule(path, now=None):
+    """``{entry: {task, last_run_at, age_seconds, total_run_count}}`` from beat's file."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    shelf = open_beat_schedule(path)
+    try:
+        try:
+            entries = shelf["entries"]
+        except KeyError:
+            if getattr(shelf, "_kind", None) == "dbm.ndbm":
+                raise BeatError("beat schedule file %s has no entries: it is a Berkeley DB (dbm.ndbm) file, whose "
+                                "writes are seen only after beat exits; give beat's Python the gdbm module "
+                                "(Debian: python3-gdbm) so the schedule can be read while beat runs" % path)
+            raise BeatError("beat schedule file %s has no entries yet (beat has not written it)" % path)
+        except Exception as e:
+            raise BeatError("beat schedule file %s could not be decoded (%s: %s)" % (path, type(e).__name__, e))
+        result = {}
+        for name, entry in sorted(entries.items()):
+            last = _as_utc(getattr(entry, "last_run_at", None))
+            result[name] = dict(
+                task=getattr(entry, "task", None),
+                last_run_at=last.isoformat() if last else None,
+                age_seconds=round((now - last).total_seconds(), 3) if last else None,
+                total_run_count=int(getattr(entry, "total_run_count", 0) or 0),
+            )
+        return result
+    finally:
+        shelf.close()
+
+
+def health_problems(workers_online, expected=None, min_workers=None, queues=None,
+                    max_queue_length=None, beat=None, beat_entries=None, max_beat_age=None):
+    """The sentences that make a Celery deployment unhealthy; an empty list means healthy.
+
+    ``expected`` is a count or a list of node names; ``min_workers`` defaults to the
+    number expected (or 1). Pure logic, unit-tested without any server."""
+    problems = []
+    online = list(workers_online)
+    expected_names = expected if isinstance(expected, list) else None
+    expected_count = len(expected) if expected_names is not None else (expected or 0)
+    explicit_min = min_workers is not None
+    if not explicit_min:
+        min_workers = expected_count or 1
+    if len(online) < min_workers:
+        if not online:
+            problems.append("no Celery worker answered ping (%d needed)" % min_workers)
+        else:
+            problems.append("%d Celery worker(s) answered ping, %d needed" % (len(online), min_workers))
+    if expected_names and not explicit_min:
+        missing = [n for n in expected_names if n not in online]
+        if missing:
+            problems.append("expected worker(s) not answering: %s" % ", ".join(missing))
+    if max_queue_length is not None:
+        for name, waiting in sorted((queues or {}).items()):
+            if waiting > max_queue_length:
+                problems.append("queue %s has %d messages waiting (max %d)" % (name, waiting, max_queue_length))
+    if beat is not None and max_beat_age is not None:
+        # Celery's own housekeeping (celery.backend_cleanup, daily at 4:00) is left out by default.
+        names = beat_entries or sorted(n for n in beat if not n.startswith("celery."))
+        for name in names:
+            entry = beat.get(name)
+            if entry is None:
+                problems.append("beat entry %s is not in the schedule file" % name)
+            elif entry.get("total_run_count", 0) == 0 and (entry.get("age_seconds") or 0) > max_beat_age:
+                problems.append("beat entry %s has not run since beat started %ds ago (max %ds)"
+                                % (name, entry["age_seconds"], max_beat_age))
+            elif entry.get("age_seconds") is not None and entry["age_seconds"] > max_beat_age:
+                problems.append("beat entry %s last ran %ds ago (max %ds)" % (name, entry["age_seconds"], max_beat_age))
+    return problems
+
+
+def normalize_expected(value):
+    """``expected_workers`` as given (int, digit string, list, comma string) → int, list or None.
+    Raises ValueError with a message for anything else."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected_workers must be a count or a list of node names, not a boolean")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("expected_workers must not be negative (got %d)" % value)
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return normalize_expected(int(text))
+        value = [v.strip() for v in text.split(",") if v.strip()]
+    if isinstance(value, (list, tuple)):
+        names = []
+        for v in value:
+            if not isinstance(v, str) or not v.strip():
+                raise ValueError("expected_workers list must hold node names such as worker1@host, got %r" % (v,))
+            names.append(v.strip())
+        return sorted(set(names))
+    raise ValueError("expected_workers must be a count or a list of node names, got %s" % type(value).__name__)

@@ -1,0 +1,309 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, callcenter.ops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: celery_health
+short_description: Check Celery workers, queue depths and beat on a Redis broker
+version_added: "0.1.0"
+description:
+  - Pings the Celery workers with Celery's own control API, counts the messages waiting in
+    each queue on the Redis broker (summed over Celery's priority sub-queues), reads the
+    last run of each C(celery beat) entry, and says whether the deployment is healthy.
+  - Redis is checked first with a short timeout, so a broker that is down is reported in
+    milliseconds, not after Celery's own connection retries.
+  - When O(expected_workers) is given the module returns as soon as that many workers have
+    answered instead of waiting out O(timeout).
+  - Read-only: it never changes anything and always reports C(changed=false).
+author:
+  - callcenter.ops maintainers
+extends_documentation_fragment:
+  - callcenter.ops.broker
+attributes:
+  check_mode:
+    support: full
+    description: The module is read-only; check mode runs it as usual.
+  diff_mode:
+    support: none
+    description: Nothing is changed, so there is no diff.
+options:
+  expected_workers:
+    description:
+      - Workers that should be online, as a count (V(2)) or a list of node names
+        (V([worker1@host1, worker2@host1])).
+      - With names, only those workers are asked and the missing ones are listed by name.
+      - Without it, every worker that answers within O(timeout) is counted, which always
+        takes the whole O(timeout).
+    type: raw
+  min_workers:
+    description:
+      - Fewest workers answering ping for the deployment to count as healthy.
+      - Defaults to the number of O(expected_workers), or 1. When set explicitly, missing
+        named workers are listed in RV(workers_missing) but do not make it unhealthy on
+        their own.
+    type: int
+  queues:
+    description:
+      - Queue names whose depth is measured.
+      - Defaults to the queues the online workers consume (asked with C(inspect active_queues)).
+    type: list
+    elements: str
+  priority_steps:
+    description:
+      - Celery's Redis priority steps (C(broker_transport_options.priority_steps)); the
+        messages of every step are counted.
+    type: list
+    elements: int
+    default: [0, 3, 6, 9]
+  max_queue_length:
+    description:
+      - A queue with more waiting messages than this makes the deployment unhealthy.
+    type: int
+  beat_schedule_file:
+    description:
+      - Path of celery beat's schedule file (C(--schedule)), with or without the suffix the
+        dbm module adds (C(.db), C(.dat)). Its entries are reported in RV(beat).
+    type: path
+  beat_entries:
+    description:
+      - Beat entries that O(max_beat_age) applies to. Defaults to every entry in the file
+        except Celery's own C(celery.*) housekeeping entries.
+    type: list
+    elements: str
+  max_beat_age:
+    description:
+      - Seconds since an entry's last run after which it is a problem (for a daily task
+        such as C(last_daily_stats), for example V(90000)).
+    type: int
+  fail_on_unhealthy:
+    description:
+      - Fail the task when the deployment is unhealthy. Set to V(false) to only report
+        (RV(healthy) and RV(problems) are returned either way).
+    type: bool
+    default: true
+notes:
+  - Queue depth counts messages waiting in Redis. Messages a worker has already reserved
+    (prefetched) but not acknowledged are reported separately as C(unacked).
+  - A worker started with C(--pool solo) does not answer ping while it runs a task;
+    a prefork worker does.
+  - celery beat writes its schedule file through Python's dbm module. A Berkeley DB
+    (C(dbm.ndbm)) file shows its entries only after beat exits; give beat's Python the gdbm
+    module (Debian package C(python3-gdbm)) so the schedule can be read while beat runs.
+    beat writes the file every C(beat_sync_every) tasks or every 3 minutes, so keep
+    O(max_beat_age) well above that.
+seealso:
+  - module: callcenter.ops.celery_queue_purge
+'''
+
+EXAMPLES = r'''
+- name: Check the workers, the queues and the nightly stats job
+  callcenter.ops.celery_health:
+    broker_url: redis://:{{ redis_password }}@127.0.0.1:6379/0
+    expected_workers: 2
+    queues: [quality, stats]
+    max_queue_length: 500
+    beat_schedule_file: /var/lib/callcenter/celerybeat-schedule
+    beat_entries: [last_daily_stats]
+    max_beat_age: 90000
+
+- name: Report only, for a dashboard or a status page
+  callcenter.ops.celery_health:
+    broker_url: "{{ celery_broker_url }}"
+    expected_workers: [worker1@app1, worker2@app1]
+    fail_on_unhealthy: false
+  register: celery
+
+# Ad hoc, during an incident:
+# ansible workers -m callcenter.ops.celery_health -a 'broker_url=redis://127.0.0.1:6379/0 expected_workers=2'
+'''
+
+RETURN = r'''
+healthy:
+  description: Whether no problem was found.
+  returned: always
+  type: bool
+  sample: true
+problems:
+  description: One sentence per problem found; empty when healthy.
+  returned: always
+  type: list
+  elements: str
+  sample: ["expected worker(s) not answering: worker2@app1"]
+broker:
+  description: The broker URL with the password masked.
+  returned: always
+  type: str
+  sample: redis://:***@127.0.0.1:6379/0
+workers_online:
+  description: Number of workers that answered ping.
+  returned: always
+  type: int
+  sample: 2
+workers:
+  description: One entry per worker that answered or was expected.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Node name.
+      type: str
+      sample: worker1@app1
+    ping:
+      description: Whether it answered ping.
+      type: bool
+      sample: true
+    active:
+      description: Tasks it is executing, from C(inspect active); null if it did not say.
+      type: int
+      sample: 1
+  sample: [{"name": "worker1@app1", "ping": true, "active": 0}]
+workers_missing:
+  description: Expected workers (by name) that did not answer.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+queues:
+  description: Messages waiting per queue, summed over the priority sub-queues.
+  returned: always
+  type: dict
+  sample: {"quality": 12, "stats": 0}
+queue_details:
+  description: Per queue, messages per priority step, reserved-but-unacknowledged messages,
+    and whether any worker has declared the queue.
+  returned: always
+  type: dict
+  sample: {"quality": {"waiting": 12, "by_priority": {"0": 10, "3": 0, "6": 2, "9": 0}, "unacked": 1, "exists": true}}
+beat:
+  description: Per beat entry, its task, last run (UTC, ISO 8601), age in seconds and run count.
+  returned: when O(beat_schedule_file) is given and could be read
+  type: dict
+  sample: {"last_daily_stats": {"task": "app.daily_stats", "last_run_at": "2026-11-25T03:00:00+00:00",
+           "age_seconds": 3600.5, "total_run_count": 12}}
+duration:
+  description: Seconds the check took.
+  returned: always
+  type: float
+  sample: 0.012
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
+from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
+
+
+def run_check(module, url, expected):
+    p = module.params
+    timeout = p["timeout"]
+    result = dict(changed=False, healthy=False, problems=[], broker=url.safe, workers_online=0,
+                  workers=[], workers_missing=[], queues={}, queue_details={})
+    beat = None
+    if p["beat_schedule_file"]:
+        try:
+            beat = cc.read_beat_schedule(p["beat_schedule_file"])
+            result["beat"] = beat
+        except cc.BeatError as e:
+            result["problems"].append(str(e))
+
+    try:
+        client = rc.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
+    except rc.BrokerError as e:
+        result["problems"].insert(0, str(e))
+        return result
+
+    probe = None
+    try:
+        probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
+        online = probe.ping(expected)
+        active = probe.active(online)
+        queues = p["queues"]
+        if queues is None:
+            queues = probe.active_queues(online)
+        details = cc.queue_depths(client, queues, p["priority_steps"])
+        unacked, _complete = cc.unacked_by_queue(client)
+    except rc.BrokerError as e:
+        result["problems"].insert(0, str(e))
+        return result
+    except rc.redis.RedisError as e:
+        result["problems"].insert(0, rc.describe_error(e, url, timeout))
+        return result
+    finally:
+        if probe:
+            probe.close()
+
+    for name, d in details.items():
+        d["unacked"] = unacked.get(name, 0)
+    names = sorted(set(online) | set(expected if isinstance(expected, list) else []))
+    result["workers"] = [dict(name=n, ping=n in online, active=active.get(n)) for n in names]
+    result["workers_online"] = len(online)
+    result["workers_missing"] = [n for n in names if n not in online]
+    result["queues"] = dict((q, d["waiting"]) for q, d in details.items())
+    result["queue_details"] = details
+    for q, d in sorted(details.items()):
+        if not d["exists"]:
+            module.warn("queue %s is empty and no worker has declared it: is the name right?" % q)
+    result["problems"].extend(cc.health_problems(
+        online, expected=expected, min_workers=p["min_workers"], queues=result["queues"],
+        max_queue_length=p["max_queue_length"], beat=beat, beat_entries=p["beat_entries"],
+        max_beat_age=p["max_beat_age"]))
+    return result
+
+
+def main():
+    argument_spec = rc.broker_argument_spec()
+    argument_spec.update(
+        expected_workers=dict(type="raw"),
+        min_workers=dict(type="int"),
+        queues=dict(type="list", elements="str"),
+        priority_steps=dict(type="list", elements="int", default=[0, 3, 6, 9]),
+        max_queue_length=dict(type="int"),
+        beat_schedule_file=dict(type="path"),
+        beat_entries=dict(type="list", elements="str"),
+        max_beat_age=dict(type="int"),
+        fail_on_unhealthy=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not rc.HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
+    p = module.params
+    started = time.monotonic()
+
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be greater than 0 seconds (got %s)" % p["timeout"])
+    for key in ("min_workers", "max_queue_length", "max_beat_age"):
+        if p[key] is not None and p[key] < 0:
+            module.fail_json(msg="%s must not be negative (got %d)" % (key, p[key]))
+    try:
+        expected = cc.normalize_expected(p["expected_workers"])
+    except ValueError as e:
+        module.fail_json(msg=str(e))
+    try:
+        url = rc.BrokerURL(p["broker_url"], p["broker_password"])
+    except rc.BrokerError as e:
+        module.fail_json(msg=str(e))
+    for secret in url.secrets():
+        module.no_log_values.add(secret)
+
+    result = run_check(module, url, expected)
+    result["healthy"] = not result["problems"]
+    result["duration"] = round(time.monotonic() - started, 3)
+    if not result["healthy"] and p["fail_on_unhealthy"]:
+        module.fail_json(msg="Celery is unhealthy: " + "; ".join(result["problems"]), **result)
+    if result["healthy"]:
+        result["msg"] = "Celery is healthy: %d worker(s) online" % result["workers_online"]
+    else:
+        result["msg"] = "Celery is unhealthy: " + "; ".join(result["problems"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

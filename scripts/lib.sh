@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# Shared bootstrap for scripts/test.sh and scripts/demo.sh: apt packages, a pinned
+# virtualenv, and the collection built from this checkout and installed into a
+# private collections path (never into ~/.ansible, so nothing shadows the checkout).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORK="${CALLCENTER_OPS_WORK:-$REPO/.work}"
+VENV="${CALLCENTER_OPS_VENV:-$WORK/venv}"
+COLLECTIONS="$WORK/collections"
+APT_PACKAGES=(redis-server postgresql-15 postgresql-client-15 prometheus docker-compose
+              chromium chromium-driver gzip pigz util-linux procps git python3-gdbm)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_apt() {
+    local missing=()
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing apt packages: ${missing[*]}"
+        [ "$(id -u)" = 0 ] || { echo "need root to apt-get install ${missing[*]}" >&2; exit 1; }
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    # Debian starts these services on install; the tests run their own on free ports.
+    for svc in redis-server postgresql prometheus; do
+        service "$svc" stop >/dev/null 2>&1 || true
+    done
+}
+
+# ensure_venv DIR PYTHON REQUIREMENTS
+ensure_venv() {
+    local dir="$1" py="$2" req="$3" stamp
+    stamp="$dir/.requirements.sha256"
+    if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && sha256sum -c --status "$stamp" 2>/dev/null; then
+        return 0
+    fi
+    log "creating virtualenv $dir ($py, $req)"
+    rm -rf "$dir"
+    "$py" -m venv "$dir"
+    local pip_log="$WORK/pip-$(basename "$dir").log"
+    mkdir -p "$WORK"
+    if ! { "$dir/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
+           "$dir/bin/python" -m pip install --disable-pip-version-check -r "$req"; } >"$pip_log" 2>&1; then
+        tail -30 "$pip_log" >&2
+        echo "pip install failed; full log in $pip_log" >&2
+        exit 1
+    fi
+    (cd "$(dirname "$req")" && sha256sum "$(pwd)/$(basename "$req")") > "$stamp"
+}
+
+# build_collection VENV DEST: build the collection from this checkout and install it into DEST.
+build_collection() {
+    local venv="$1" dest="$2" out
+    out="$(mktemp -d)"
+    log "building callcenter.ops from $REPO into $dest"
+    (cd "$REPO" && "$venv/bin/ansible-galaxy" collection build --force --output-path "$out" . >/dev/null)
+    rm -rf "$dest/ansible_collections/callcenter/ops"
+    mkdir -p "$dest"
+    ANSIBLE_HOME="$WORK/ansible-home" ANSIBLE_COLLECTIONS_PATH="$dest" \
+        "$venv/bin/ansible-galaxy" collection install --offline --force \
+        -p "$dest" "$out"/callcenter-ops-*.tar.gz >/dev/null
+    rm -rf "$out"
+}
+
+# Environment every Ansible run of ours uses: the private collection path, a private
+# ANSIBLE_HOME, and the venv's interpreter (pyenv shims break interpreter discovery).
+ansible_env() {
+    local venv="$1" dest="$2"
+    export PATH="$venv/bin:$PATH"
+    export ANSIBLE_COLLECTIONS_PATH="$dest"
+    export ANSIBLE_HOME="$WORK/ansible-home"
+    export ANSIBLE_PYTHON_INTERPRETER="$venv/bin/python"
+    export ANSIBLE_LOCALHOST_WARNING=false
+    export ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+    export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-${CI:+1}}"
+    [ -n "$ANSIBLE_NOCOLOR" ] || unset ANSIBLE_NOCOLOR
+}
