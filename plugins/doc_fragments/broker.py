@@ -17,12 +17,16 @@ options:
         or C(redis+socket:///run/redis/redis.sock).
       - A password inside the URL is masked in every output of the module.
       - If not set, the C(CELERY_BROKER_URL) environment variable is used.
+      - On an ad-hoc command line (C(ansible -m ... -a ...)) prefer the environment variable
+        or O(broker_password): ansible-core 2.19 and later print an ad-hoc task's arguments
+        when the task fails, and a password typed into C(-a) is shown there.
     type: str
     required: true
   broker_password:
     description:
       - Password for Redis, instead of putting it into O(broker_url).
       - Takes precedence over a password in O(broker_url).
+      - If not set, the C(CELERY_BROKER_PASSWORD) environment variable is used.
     type: str
   timeout:
     description:

@@ -14,6 +14,7 @@ __metaclass__ = type
 import datetime
 import json
 import os
+import stat
 
 from ansible_collections.callcenter.ops.plugins.module_utils.redis_client import BrokerError
 
@@ -197,15 +198,25 @@ def open_beat_schedule(path):
     import shelve
 
     base, candidates = _beat_candidates(path)
-    present = [c for c in candidates if os.path.exists(c)]
-    if not present:
-        raise BeatError("beat schedule file %s does not exist (is celery beat running, "
-                        "and is this its --schedule path?)" % path)
-    for c in present:
-        if os.path.isdir(c):
+    present = []
+    for c in candidates:
+        try:
+            st = os.stat(c)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            raise BeatError("beat schedule file %s is not readable (permission denied on %s or a folder "
+                            "above it)" % (path, c))
+        except OSError as e:
+            raise BeatError("beat schedule file %s could not be read (%s)" % (path, e.strerror or e))
+        if stat.S_ISDIR(st.st_mode):
             raise BeatError("beat schedule path %s is a directory, not a schedule file" % c)
         if not os.access(c, os.R_OK):
             raise BeatError("beat schedule file %s is not readable (permission denied)" % c)
+        present.append(c)
+    if not present:
+        raise BeatError("beat schedule file %s does not exist (is celery beat running, "
+                        "and is this its --schedule path?)" % path)
     try:
         kind = dbm.whichdb(base)
     except OSError as e:

@@ -37,7 +37,7 @@ def broker_argument_spec():
     """Connection options shared by every module that talks to the Celery broker."""
     return dict(
         broker_url=dict(type="str", required=True, fallback=(env_fallback, ["CELERY_BROKER_URL"])),
-        broker_password=dict(type="str", no_log=True),
+        broker_password=dict(type="str", no_log=True, fallback=(env_fallback, ["CELERY_BROKER_PASSWORD"])),
         timeout=dict(type="float", default=2.0),
         validate_certs=dict(type="bool", default=True),
         ca_path=dict(type="path"),
@@ -133,11 +133,12 @@ def describe_error(exc, url, timeout):
     text = _strip(str(exc), *url.secrets())
     low = text.lower()
     where = url.where
+    if "noauth" in low or "authentication required" in low or "must be called with the client already authenticated" \
+            in low or (isinstance(exc, redis.AuthenticationError) and not url.password):
+        return "%s requires a password and none was given (add it to broker_url or broker_password)" % where
     if isinstance(exc, redis.AuthenticationError) or "wrongpass" in low or "invalid password" in low \
             or "invalid username-password" in low:
         return "%s rejected the credentials (check the password in broker_url or broker_password)" % where
-    if "noauth" in low or "authentication required" in low:
-        return "%s requires a password and none was given (add it to broker_url or broker_password)" % where
     if isinstance(exc, redis.TimeoutError) or "timed out" in low:
         return "%s did not answer within %ss (host down, firewalled or overloaded?)" % (where, timeout)
     if "refused" in low or "error 111" in low:

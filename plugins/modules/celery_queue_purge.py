@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, callcenter.ops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: celery_queue_purge
+short_description: Remove the waiting messages of Celery queues on a Redis broker
+version_added: "0.1.0"
+description:
+  - Deletes every message waiting in the named Celery queues, in all of Celery's Redis
+    priority sub-queues, and returns how many were removed per queue.
+  - Each queue is counted and emptied in one Redis transaction, so the count is exactly
+    what was removed.
+  - Messages already reserved by a worker (prefetched, not yet acknowledged) are not
+    touched, the same as C(celery purge).
+  - In check mode nothing is removed; the result says how many messages would be.
+author:
+  - callcenter.ops maintainers
+extends_documentation_fragment:
+  - callcenter.ops.broker
+attributes:
+  check_mode:
+    support: full
+    description: Counts the messages that would be removed and removes none.
+  diff_mode:
+    support: none
+    description: No diff is produced.
+options:
+  queues:
+    description:
+      - Names of the queues to purge.
+    type: list
+    elements: str
+    required: true
+  priority_steps:
+    description:
+      - Celery's Redis priority steps (C(broker_transport_options.priority_steps)).
+    type: list
+    elements: int
+    default: [0, 3, 6, 9]
+  fail_on_unknown:
+    description:
+      - Fail, before purging anything, when a queue is empty and no worker has declared it
+        (most often a typo in the name). With V(false) such a queue is reported and skipped.
+    type: bool
+    default: true
+seealso:
+  - module: callcenter.ops.celery_health
+'''
+
+EXAMPLES = r'''
+- name: See how many messages a purge would remove
+  callcenter.ops.celery_queue_purge:
+    broker_url: redis://127.0.0.1:6379/0
+    queues: [stats]
+  check_mode: true
+
+- name: Purge the stats queue
+  callcenter.ops.celery_queue_purge:
+    broker_url: "{{ celery_broker_url }}"
+    queues: [stats]
+  register: purge
+
+# For an interactive purge with a confirmation prompt, use the playbook:
+# ansible-playbook callcenter.ops.celery_purge -e queues=stats
+'''
+
+RETURN = r'''
+purged:
+  description: Messages removed per queue (in check mode, messages that would be removed).
+  returned: always
+  type: dict
+  sample: {"stats": 120}
+total:
+  description: Sum of RV(purged).
+  returned: always
+  type: int
+  sample: 120
+unknown_queues:
+  description: Queues that were empty and not declared by any worker.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+broker:
+  description: The broker URL with the password masked.
+  returned: always
+  type: str
+  sample: redis://127.0.0.1:6379/0
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
+from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
+
+
+def main():
+    argument_spec = rc.broker_argument_spec()
+    argument_spec.update(
+        queues=dict(type="list", elements="str", required=True),
+        priority_steps=dict(type="list", elements="int", default=[0, 3, 6, 9]),
+        fail_on_unknown=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    if not rc.HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
+    p = module.params
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be greater than 0 seconds (got %s)" % p["timeout"])
+    queues = []
+    for q in p["queues"]:
+        q = q.strip()
+        if not q:
+            module.fail_json(msg="queues must not contain an empty name")
+        if q not in queues:
+            queues.append(q)
+    if not queues:
+        module.fail_json(msg="queues is empty: name at least one queue to purge")
+    try:
+        url = rc.BrokerURL(p["broker_url"], p["broker_password"])
+    except rc.BrokerError as e:
+        module.fail_json(msg=str(e))
+    for secret in url.secrets():
+        module.no_log_values.add(secret)
+
+    result = dict(changed=False, purged={}, total=0, unknown_queues=[], broker=url.safe)
+    try:
+        client = rc.open_checked(url, p["timeout"], p["validate_certs"], p["ca_path"])
+        details = cc.queue_depths(client, queues, p["priority_steps"])
+        unknown = [q for q in queues if not details[q]["exists"]]
+        result["unknown_queues"] = unknown
+        if unknown and p["fail_on_unknown"]:
+            module.fail_json(msg="unknown queue(s): %s (empty and not declared by any worker; check the name, "
+                                 "or set fail_on_unknown=false); nothing was purged" % ", ".join(unknown), **result)
+        for q in unknown:
+            module.warn("queue %s is empty and no worker has declared it: skipped" % q)
+        known = [q for q in queues if q not in unknown]
+        purged = cc.purge_queues(client, known, p["priority_steps"], check_mode=module.check_mode)
+    except rc.BrokerError as e:
+        module.fail_json(msg=str(e), **result)
+    except rc.redis.RedisError as e:
+        module.fail_json(msg=rc.describe_error(e, url, p["timeout"]), **result)
+
+    for q in unknown:
+        purged[q] = 0
+    result["purged"] = purged
+    result["total"] = sum(purged.values())
+    result["changed"] = result["total"] > 0
+    verb = "would remove" if module.check_mode else "removed"
+    result["msg"] = "%s %d message(s): %s" % (verb, result["total"],
+                                              ", ".join("%s=%d" % (q, n) for q, n in sorted(purged.items())))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

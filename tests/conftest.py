@@ -1,0 +1,360 @@
+"""The real-services test harness.
+
+Every server a test needs is started here for real, on 127.0.0.1, on a free port, in a
+temporary directory, and stopped afterwards: redis-server, PostgreSQL 15 (initdb), Celery
+workers and beat of the sample app in ``tests/sample_app``. ``ansible`` runs modules and
+playbooks through the real ``ansible``/``ansible-playbook`` against the collection built
+from this checkout. Later features add their servers here as fixtures of the same shape.
+"""
+
+import atexit
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_APP = REPO / "tests" / "sample_app"
+BIN = Path(sys.executable).parent
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+# Make ``ansible_collections.callcenter.ops`` importable from this checkout for unit tests
+# (the integration tests use the built and installed collection instead).
+_IMPORT_ROOT = Path(tempfile.mkdtemp(prefix="ccops-import-"))
+(_IMPORT_ROOT / "ansible_collections" / "callcenter").mkdir(parents=True)
+(_IMPORT_ROOT / "ansible_collections" / "callcenter" / "ops").symlink_to(REPO)
+sys.path.insert(0, str(_IMPORT_ROOT))
+atexit.register(shutil.rmtree, str(_IMPORT_ROOT), True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception as e:  # the server is still starting
+            last = e
+        time.sleep(0.05)
+    raise TimeoutError("%s not ready after %ss (%s)" % (what, timeout, last))
+
+
+def _stop(proc, sig=signal.SIGTERM, timeout=10):
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+# --------------------------------------------------------------------------- redis
+class RedisServer:
+    """A redis-server on 127.0.0.1:<free port>, optionally with a password."""
+
+    def __init__(self, workdir, password=None):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.password = password
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        auth = ":%s@" % self.password if self.password else ""
+        return "redis://%s127.0.0.1:%d/0" % (auth, self.port)
+
+    def client(self):
+        import redis
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
+
+    def start(self):
+        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")]
+        if self.password:
+            cmd += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.client().ping(), 10, "redis-server on port %d" % self.port)
+        return self
+
+    def stop(self):
+        if self.proc:
+            _stop(self.proc)
+
+    def kill(self):
+        if self.proc:
+            _stop(self.proc, signal.SIGKILL)
+
+
+@pytest.fixture
+def redis_factory(tmp_path):
+    servers = []
+
+    def make(password=None):
+        srv = RedisServer(tmp_path / ("redis%d" % len(servers)), password).start()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture
+def redis_server(redis_factory):
+    """A fresh Redis with a password, for one test."""
+    return redis_factory(password="s3cret-Pa55")
+
+
+# --------------------------------------------------------------------------- celery
+class CeleryProcess:
+    """A Celery worker or beat of the sample app, in its own process group."""
+
+    def __init__(self, broker_url, argv, logfile):
+        env = dict(os.environ, CELERY_BROKER_URL=broker_url, PYTHONPATH=str(SAMPLE_APP))
+        self.log = open(logfile, "wb")
+        self.proc = subprocess.Popen([str(BIN / "celery"), "-A", "callcenter_sample"] + argv, cwd=str(SAMPLE_APP),
+                                     env=env, start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        _stop(self.proc, timeout=3)  # a worker in warm shutdown would wait for its task
+        self.log.close()
+
+    def kill(self):
+        """SIGKILL the whole process group: a crash, no goodbye event."""
+        _stop(self.proc, signal.SIGKILL)
+
+
+def celery_ping(broker_url, names, timeout=1.0):
+    from celery import Celery
+    app = Celery("harness", broker=broker_url, set_as_current=False)
+    try:
+        replies = app.control.ping(destination=list(names), timeout=timeout, limit=len(names)) or []
+        return sorted(k for r in replies for k in r)
+    finally:
+        app.close()
+
+
+class CeleryCluster:
+    def __init__(self, broker_url, workdir):
+        self.broker_url = broker_url
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.workers = {}
+        self.beat = None
+
+    def start_workers(self, names=("w1", "w2"), queues=("quality", "stats"), concurrency=1, pool="prefork",
+                      wait=True):
+        started = []
+        for short in names:
+            node = "%s@harness" % short
+            argv = ["worker", "-n", node, "-Q", ",".join(queues), "-c", str(concurrency), "-P", pool,
+                    "-l", "warning", "--without-gossip", "--without-mingle", "--prefetch-multiplier", "1"]
+            self.workers[node] = CeleryProcess(self.broker_url, argv, self.dir / ("%s.log" % short))
+            started.append(node)
+        if wait:
+            wait_for(lambda: celery_ping(self.broker_url, started) == sorted(started), 30,
+                     "celery workers %s" % started)
+        return started
+
+    def start_beat(self, interval=1):
+        self.schedule = self.dir / "celerybeat-schedule"
+        os.environ["SAMPLE_BEAT_INTERVAL"] = str(interval)
+        self.beat = CeleryProcess(self.broker_url, ["beat", "-s", str(self.schedule), "-l", "warning"],
+                                  self.dir / "beat.log")
+        return self.schedule
+
+    def kill(self, node):
+        self.workers[node].kill()
+
+    def stop(self):
+        for w in self.workers.values():
+            w.stop()
+        if self.beat:
+            self.beat.stop()
+
+
+@pytest.fixture
+def celery_factory(tmp_path):
+    clusters = []
+
+    def make(broker_url):
+        c = CeleryCluster(broker_url, tmp_path / ("celery%d" % len(clusters)))
+        clusters.append(c)
+        return c
+
+    yield make
+    for c in clusters:
+        c.stop()
+
+
+# --------------------------------------------------------------------------- postgres
+class PostgresCluster:
+    """A PostgreSQL 15 cluster made with initdb (as the postgres user when root)."""
+
+    def __init__(self, password="pg-Secret-1"):
+        self.dir = Path(tempfile.mkdtemp(prefix="ccops-pg-"))
+        self.port = free_port()
+        self.password = password
+        self.user = "postgres"
+        self._as = []
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def dsn(self):
+        return "host=127.0.0.1 port=%d user=postgres password=%s dbname=postgres" % (self.port, self.password)
+
+    def run(self, *argv, **kw):
+        return subprocess.run(self._as + list(argv), check=True, capture_output=True, **kw)
+
+    def start(self):
+        pwfile = self.dir / "pw"
+        pwfile.write_text(self.password + "\n")
+        if self._as:
+            shutil.chown(pwfile, "postgres")
+        self.run(str(PG_BIN / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "--auth=scram-sha-256",
+                 "--pwfile", str(pwfile), "-E", "UTF8", "--locale=C")
+        opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (self.port, self.dir)
+        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-o", opts, "-l", str(self.dir / "log"),
+                 "-w", "start")
+        return self
+
+    def psql(self, sql, db="postgres"):
+        env = dict(os.environ, PGPASSWORD=self.password)
+        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
+                               "-v", "ON_ERROR_STOP=1", "-qAtc", sql], env=env, check=True,
+                              capture_output=True, text=True).stdout
+
+    def stop(self):
+        try:
+            self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
+        except subprocess.CalledProcessError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    pg = PostgresCluster().start()
+    yield pg
+    pg.stop()
+
+
+# --------------------------------------------------------------------------- ansible
+@pytest.fixture(scope="session")
+def collections_path(tmp_path_factory):
+    """The collection as users get it: built from this checkout and installed.
+    scripts/test.sh builds it once and passes CALLCENTER_OPS_COLLECTIONS; plain pytest builds it here."""
+    given = os.environ.get("CALLCENTER_OPS_COLLECTIONS")
+    if given:
+        return Path(given)
+    dest = tmp_path_factory.mktemp("collections")
+    out = tmp_path_factory.mktemp("build")
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", "--output-path", str(out), str(REPO)],
+                   check=True, capture_output=True)
+    tarball = next(out.glob("callcenter-ops-*.tar.gz"))
+    subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "-p", str(dest), str(tarball)],
+                   check=True, capture_output=True, env=dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest)))
+    return dest
+
+
+class Result:
+    def __init__(self, rc, stdout, stderr, duration, result=None):
+        self.rc, self.stdout, self.stderr, self.duration, self.result = rc, stdout, stderr, duration, result or {}
+
+    @property
+    def output(self):
+        return self.stdout + self.stderr
+
+    def __getitem__(self, key):
+        return self.result[key]
+
+    def get(self, key, default=None):
+        return self.result.get(key, default)
+
+    def __repr__(self):
+        return "Result(rc=%s, %.2fs, result=%s, stdout=%s, stderr=%s)" % (
+            self.rc, self.duration, json.dumps(self.result)[:2000], self.stdout[-2000:], self.stderr[-2000:])
+
+
+class Ansible:
+    """Runs modules and playbooks the way operators do: the real CLI, the installed collection."""
+
+    def __init__(self, collections, home):
+        self.env = dict(os.environ)
+        self.env.update(
+            ANSIBLE_COLLECTIONS_PATH=str(collections),
+            ANSIBLE_HOME=str(home),
+            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+            ANSIBLE_LOCALHOST_WARNING="false",
+            ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            ANSIBLE_RETRY_FILES_ENABLED="false",
+            PATH="%s:%s" % (BIN, os.environ.get("PATH", "")),
+        )
+        self.home = Path(home)
+
+    def module(self, name, args, check=False, verbosity=0, timeout=120, env=None):
+        """``ansible localhost -m callcenter.ops.<name>``; returns a Result whose ``result`` is the
+        module's JSON (read through the tree callback, not scraped from the screen)."""
+        tree = Path(tempfile.mkdtemp(dir=self.home))
+        run_env = dict(self.env, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
+                       ANSIBLE_CALLBACK_TREE_DIR=str(tree), **(env or {}))
+        cmd = [str(BIN / "ansible"), "localhost", "-m", "callcenter.ops." + name, "-a", json.dumps(args)]
+        if check:
+            cmd.append("--check")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        start = time.monotonic()
+        p = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        duration = time.monotonic() - start
+        result = {}
+        if (tree / "localhost").exists():
+            result = json.loads((tree / "localhost").read_text())
+        shutil.rmtree(tree, ignore_errors=True)
+        return Result(p.returncode, p.stdout, p.stderr, duration, result)
+
+    def playbook(self, playbook, extra_vars=None, check=False, verbosity=0, timeout=300, stdin=None, env=None,
+                 inventory="localhost,"):
+        cmd = [str(BIN / "ansible-playbook"), "-i", inventory, "-c", "local", str(playbook)]
+        if extra_vars:
+            cmd += ["-e", json.dumps(extra_vars)]
+        if check:
+            cmd.append("--check")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        start = time.monotonic()
+        p = subprocess.run(cmd, env=dict(self.env, **(env or {})), capture_output=True, text=True, timeout=timeout,
+                           input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
+        return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
+
+
+@pytest.fixture(scope="session")
+def ansible(collections_path, tmp_path_factory):
+    return Ansible(collections_path, tmp_path_factory.mktemp("ansible-home"))
