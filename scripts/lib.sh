@@ -9,7 +9,7 @@ WORK="${CALLCENTER_OPS_WORK:-$REPO/.work}"
 VENV="${CALLCENTER_OPS_VENV:-$WORK/venv}"
 COLLECTIONS="$WORK/collections"
 APT_PACKAGES=(redis-server postgresql-15 postgresql-client-15 prometheus docker-compose
-              chromium chromium-driver gzip pigz util-linux procps git python3-gdbm)
+              chromium chromium-driver gzip pigz util-linux procps git python3-venv python3-gdbm)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -332,7 +332,7 @@ class Ansible:
         if verbosity:
             cmd.append("-" + "v" * verbosity)
         start = time.monotonic()
-        p = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        p = subprocess.run(cmd, env=run_env, check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         duration = time.monotonic() - start
         result = {}
         if (tree / "localhost").exists():
@@ -350,7 +350,7 @@ class Ansible:
         if verbosity:
             cmd.append("-" + "v" * verbosity)
         start = time.monotonic()
-        p = subprocess.run(cmd, env=dict(self.env, **(env or {})), capture_output=True, text=True, timeout=timeout,
+        p = subprocess.run(cmd, env=dict(self.env, **(env or {})), check=False, capture_output=True, text=True, timeout=timeout,
                            input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
         return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
 

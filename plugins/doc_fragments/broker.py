@@ -18,8 +18,8 @@ options:
       - A password inside the URL is masked in every output of the module.
       - If not set, the C(CELERY_BROKER_URL) environment variable is used.
       - On an ad-hoc command line (C(ansible -m ... -a ...)) prefer the environment variable
-        or O(broker_password): ansible-core 2.19 and later print an ad-hoc task's arguments
-        when the task fails, and a password typed into C(-a) is shown there.
+        or O(broker_password), because ansible-core 2.19 and later print an ad-hoc task's
+        arguments when the task fails, and a password typed into C(-a) is shown there.
     type: str
     required: true
   broker_password:

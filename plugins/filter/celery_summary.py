@@ -27,8 +27,8 @@ def celery_summary(result):
         raise TypeError("celery_summary expects the registered result of callcenter.ops.celery_health")
     workers = result.get("workers") or []
     verdict = "HEALTHY" if result.get("healthy") else "UNHEALTHY"
-    lines = ["Celery %s: %d worker(s) online, broker %s" % (verdict, result.get("workers_online", 0),
-                                                           result.get("broker", "?"))]
+    lines = ["Celery %s: %d worker(s) online, broker %s"
+             % (verdict, result.get("workers_online", 0), result.get("broker", "?"))]
     name_w = max([len(w.get("name", "")) for w in workers] + [6])
     for w in workers:
         active = w.get("active")

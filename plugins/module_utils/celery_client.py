@@ -13,6 +13,7 @@ __metaclass__ = type
 
 import datetime
 import json
+from functools import partial
 import os
 import stat
 
@@ -143,7 +144,7 @@ class CeleryProbe:
             kwargs.update(destination=expected, limit=len(expected))
         elif isinstance(expected, int) and expected > 0:
             kwargs["limit"] = expected
-        replies = self._call("ping", lambda: self.app.control.ping(**kwargs)) or []
+        replies = self._call("ping", partial(self.app.control.ping, **kwargs)) or []
         names = []
         for reply in replies:
             names.extend(reply.keys())
@@ -153,7 +154,7 @@ class CeleryProbe:
         if not names:
             return {}
         insp = self.app.control.inspect(destination=list(names), timeout=self.timeout, limit=len(names))
-        return self._call("inspect %s" % method, lambda: getattr(insp, method)()) or {}
+        return self._call("inspect %s" % method, getattr(insp, method)) or {}
 
     def active(self, names):
         """``{worker: number of tasks executing}`` for the given workers (those that answer)."""

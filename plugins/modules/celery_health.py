@@ -20,9 +20,9 @@ description:
     milliseconds, not after Celery's own connection retries.
   - When O(expected_workers) is given the module returns as soon as that many workers have
     answered instead of waiting out O(timeout).
-  - Read-only: it never changes anything and always reports C(changed=false).
+  - The module is read-only. It never changes anything and always reports C(changed=false).
 author:
-  - callcenter.ops maintainers
+  - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
   - callcenter.ops.broker
 attributes:

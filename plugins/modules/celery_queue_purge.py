@@ -21,7 +21,7 @@ description:
     touched, the same as C(celery purge).
   - In check mode nothing is removed; the result says how many messages would be.
 author:
-  - callcenter.ops maintainers
+  - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
   - callcenter.ops.broker
 attributes:

@@ -37,7 +37,7 @@ def health(ansible, redis, **args):
 
 
 def test_two_workers_answer_at_once_when_expected(ansible, stack):
-    redis, _ = stack
+    redis = stack[0]
     r = health(ansible, redis, expected_workers=2, queues=QUEUES, timeout=5)
     assert r.rc == 0, r
     assert r["healthy"] is True and r["problems"] == []
@@ -51,14 +51,14 @@ def test_two_workers_answer_at_once_when_expected(ansible, stack):
 
 
 def test_queues_default_to_what_workers_consume(ansible, stack):
-    redis, _ = stack
+    redis = stack[0]
     r = health(ansible, redis, expected_workers=["w1@harness", "w2@harness"])
     assert r.rc == 0, r
     assert sorted(r["queues"]) == QUEUES
 
 
 def test_check_mode_is_the_same_read_only_check(ansible, stack):
-    redis, _ = stack
+    redis = stack[0]
     r = ansible.module("celery_health", dict(broker_url=redis.url, expected_workers=2), check=True)
     assert r.rc == 0 and r["changed"] is False and r["healthy"], r
 
@@ -112,7 +112,7 @@ def test_redis_blackholed_is_reported_within_timeout(ansible, tmp_path):
 def test_wrong_password_is_named_and_never_printed(ansible, stack):
     """Ad hoc, the URL comes from the environment: ansible-core itself echoes a failed ad-hoc
     task's -a arguments, so that is where operators are told to put it."""
-    redis, _ = stack
+    redis = stack[0]
     wrong = "Wr0ng-Pa55word"
     url = redis.url.replace(redis.password, wrong)
     r = ansible.module("celery_health", dict(expected_workers=2), verbosity=3, env={"CELERY_BROKER_URL": url})
@@ -122,7 +122,7 @@ def test_wrong_password_is_named_and_never_printed(ansible, stack):
 
 
 def test_wrong_password_in_a_playbook_is_never_printed_at_vvv(ansible, stack, tmp_path):
-    redis, _ = stack
+    redis = stack[0]
     wrong = "Wr0ng-Pa55word"
     pb = tmp_path / "check.yml"
     pb.write_text("""
@@ -140,7 +140,7 @@ def test_wrong_password_in_a_playbook_is_never_printed_at_vvv(ansible, stack, tm
 
 
 def test_password_in_url_is_masked_even_when_healthy_at_vvv(ansible, stack):
-    redis, _ = stack
+    redis = stack[0]
     r = ansible.module("celery_health", dict(broker_url=redis.url, expected_workers=2), verbosity=3)
     assert r.rc == 0, r
     assert redis.password not in r.output and redis.password not in str(r.result)
@@ -148,13 +148,13 @@ def test_password_in_url_is_masked_even_when_healthy_at_vvv(ansible, stack):
 
 
 def test_missing_password_says_one_is_needed(ansible, stack):
-    redis, _ = stack
+    redis = stack[0]
     r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port))
     assert r.rc != 0 and "requires a password and none was given" in r["msg"], r
 
 
 def test_broker_password_option_works(ansible, stack):
-    redis, _ = stack
+    redis = stack[0]
     r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port,
                                              broker_password=redis.password, expected_workers=2), verbosity=3)
     assert r.rc == 0, r
@@ -214,7 +214,7 @@ def test_min_workers_tolerates_one_missing_but_still_lists_it(ansible, stack):
 
 
 def test_busy_prefork_worker_still_answers_and_shows_its_task(ansible, stack):
-    redis, _ = stack
+    redis = stack[0]
     publish(redis.url, "quality", 1, task="callcenter_sample.sleep", args=[8])
     deadline = time.monotonic() + 15
     while True:
@@ -237,7 +237,7 @@ def test_busy_solo_worker_does_not_answer(ansible, redis_server, celery_factory)
 
 
 def test_unknown_queue_is_flagged_not_fatal(ansible, stack):
-    redis, _ = stack
+    redis = stack[0]
     r = health(ansible, redis, expected_workers=2, queues=["qualty"])
     assert r.rc == 0, r
     assert r["queue_details"]["qualty"]["exists"] is False
@@ -268,7 +268,7 @@ def test_beat_schedule_shows_last_daily_stats(ansible, stack):
 
 
 def test_missing_beat_file(ansible, stack, tmp_path):
-    redis, _ = stack
+    redis = stack[0]
     r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(tmp_path / "nope" / "celerybeat-schedule"))
     assert r.rc != 0 and "does not exist" in r["msg"], r
     # the rest of the check still ran
@@ -276,7 +276,7 @@ def test_missing_beat_file(ansible, stack, tmp_path):
 
 
 def test_corrupt_beat_file(ansible, stack, tmp_path):
-    redis, _ = stack
+    redis = stack[0]
     bad = tmp_path / "celerybeat-schedule"
     bad.write_bytes(os.urandom(4096))
     r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(bad))
@@ -285,7 +285,7 @@ def test_corrupt_beat_file(ansible, stack, tmp_path):
 
 
 def test_beat_path_that_is_a_directory(ansible, stack, tmp_path):
-    redis, _ = stack
+    redis = stack[0]
     r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(tmp_path))
     assert r.rc != 0 and "is a directory" in r["msg"], r
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Benchmarks (not tests): print ratios against baselines measured in the same run.
+#   bash scripts/bench.sh            all
+#   bash scripts/bench.sh celery     only bench_celery_health.py
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_apt
+ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
+build_collection "$VENV" "$COLLECTIONS"
+ansible_env "$VENV" "$COLLECTIONS"
+for b in "$REPO"/tests/bench/bench_*.py; do
+    if [ $# -gt 0 ] && [[ "$(basename "$b")" != *"$1"* ]]; then continue; fi
+    log "$(basename "$b")"
+    "$VENV/bin/python" "$b"
+done

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The test command (README): installs what it needs, then runs every test of the collection.
+#   bash scripts/test.sh            everything
+#   bash scripts/test.sh pytest     one stage: pytest | sanity | lint | molecule | latest
+# Stages: pytest (unit + integration against real servers), ansible-test sanity, ansible-lint
+# (production profile), molecule scenarios, and pytest again on the newest ansible-core when a
+# Python >= 3.12 is present. Exit status is non-zero if any stage failed.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+STAGES=("$@")
+[ ${#STAGES[@]} -gt 0 ] || STAGES=(pytest sanity lint molecule latest)
+FAILED=()
+PASSED=()
+
+stage_pytest() {
+    CALLCENTER_OPS_COLLECTIONS="$COLLECTIONS" "$VENV/bin/python" -m pytest -p no:cacheprovider \
+        -o junit_family=xunit2 "$REPO/tests/unit" "$REPO/tests/integration" -q -rfE
+}
+
+stage_sanity() {
+    # ansible-test needs a real copy under ansible_collections/<ns>/<name> and a pip bootstrap it
+    # can not download here: a stand-in uses ensurepip (see shared FACTS).
+    # Outside this git checkout: inside it, ansible-test asks git and sees only ignored files.
+    local root dest pipver cache rc
+    root="$(mktemp -d /tmp/ccops-sanity.XXXXXX)"
+    dest="$root/ansible_collections/callcenter/ops"
+    mkdir -p "$dest"
+    (cd "$REPO" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - 2>/dev/null) | tar -xf - -C "$dest"
+    pipver="$(grep -oP "pip='\K[0-9.]+" "$VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)"
+    cache="$HOME/.ansible/test/cache/get_pip_${pipver//./_}.py"
+    mkdir -p "$(dirname "$cache")"
+    cat > "$cache" <<'PY'
+# Stand-in for pip's get-pip.py (no download here): ensurepip, then install what was asked.
+import subprocess
+import sys
+args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
+subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
+subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check"] + args)
+PY
+    (cd "$dest" && "$VENV/bin/ansible-test" sanity --python "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
+        --color no 2>&1 | grep -v "^WARNING: Location 'file:")
+    rc="${PIPESTATUS[0]}"
+    rm -rf "$root"
+    return "$rc"
+}
+
+stage_lint() {
+    (cd "$REPO" && "$VENV/bin/ansible-lint" --offline -q)
+}
+
+stage_molecule() {
+    local scenarios=() s
+    for s in "$REPO"/molecule/*/molecule.yml; do [ -f "$s" ] && scenarios+=("$(basename "$(dirname "$s")")"); done
+    if [ ${#scenarios[@]} -eq 0 ]; then log "no molecule scenarios yet"; return 0; fi
+    local home rc=0
+    home="$(mktemp -d)"
+    for s in "${scenarios[@]}"; do
+        log "molecule scenario $s"
+        (cd "$REPO" && ANSIBLE_HOME="$home" MOLECULE_GLOB='molecule/*/molecule.yml' \
+            "$VENV/bin/molecule" test -s "$s") || rc=1
+    done
+    rm -rf "$home"
+    return $rc
+}
+
+stage_latest() {
+    # The newest ansible-core needs Python >= 3.12; Debian 12 has 3.11, pyenv machines have more.
+    local py=""
+    for cand in /root/.pyenv/versions/3.13*/bin/python3.13 /root/.pyenv/versions/3.12*/bin/python3.12 \
+                /usr/bin/python3.13 /usr/bin/python3.12; do
+        [ -x "$cand" ] && "$cand" -c 'import venv, ensurepip' 2>/dev/null && { py="$cand"; break; }
+    done
+    if [ -z "$py" ]; then log "no Python >= 3.12 here: skipping the ansible-core 2.21 run"; return 0; fi
+    local venv="$WORK/venv-latest" dest="$WORK/collections-latest"
+    ensure_venv "$venv" "$py" "$REPO/requirements/test-latest.txt"
+    build_collection "$venv" "$dest"
+    log "pytest on $("$venv/bin/ansible" --version | head -1) with $("$venv/bin/python" --version)"
+    ( ansible_env "$venv" "$dest"
+      CALLCENTER_OPS_COLLECTIONS="$dest" "$venv/bin/python" -m pytest -p no:cacheprovider \
+        "$REPO/tests/unit" "$REPO/tests/integration" -q -rfE )
+}
+
+ensure_apt
+ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
+build_collection "$VENV" "$COLLECTIONS"
+ansible_env "$VENV" "$COLLECTIONS"
+
+for s in "${STAGES[@]}"; do
+    log "stage: $s"
+    start=$SECONDS
+    if "stage_$s"; then PASSED+=("$s ($((SECONDS - start))s)"); else FAILED+=("$s ($((SECONDS - start))s)"); fi
+done
+
+log "passed: ${PASSED[*]:-none}"
+if [ ${#FAILED[@]} -gt 0 ]; then
+    log "FAILED: ${FAILED[*]}"
+    exit 1
+fi

@@ -1,0 +1,120 @@
+"""celery_queue_purge and the celery_purge / celery_status playbooks, on a real Redis."""
+
+import pytest
+
+from test_celery_health import publish
+
+
+@pytest.fixture
+def backlog(redis_server):
+    """stats: 4 plain + 2 high-priority messages; quality: 3. No worker consumes them."""
+    publish(redis_server.url, "stats", 4, task="callcenter_sample.daily_stats", args=[])
+    publish(redis_server.url, "stats", 2, priority=9, task="callcenter_sample.daily_stats", args=[])
+    publish(redis_server.url, "quality", 3)
+    return redis_server
+
+
+def depth(redis, queue):
+    c = redis.client()
+    return sum(c.llen(n) for n in [queue] + [queue + "\x06\x16%d" % p for p in (3, 6, 9)])
+
+
+def test_check_mode_counts_and_removes_nothing(ansible, backlog):
+    r = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats"]), check=True)
+    assert r.rc == 0, r
+    assert r["purged"] == {"stats": 6} and r["total"] == 6
+    assert r["changed"] is True
+    assert "would remove 6" in r["msg"]
+    assert depth(backlog, "stats") == 6
+
+
+def test_purge_empties_every_priority_sub_queue_and_only_that_queue(ansible, backlog):
+    r = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats"]))
+    assert r.rc == 0, r
+    assert r["purged"] == {"stats": 6} and r["changed"] is True
+    assert depth(backlog, "stats") == 0
+    assert depth(backlog, "quality") == 3
+    again = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats"]))
+    assert again.rc == 0 and again["changed"] is False and again["purged"] == {"stats": 0}, again
+
+
+def test_unknown_queue_fails_before_purging_anything(ansible, backlog):
+    r = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats", "stast"]))
+    assert r.rc != 0
+    assert "unknown queue(s): stast" in r["msg"] and "nothing was purged" in r["msg"], r
+    assert depth(backlog, "stats") == 6
+
+
+def test_unknown_queue_can_be_skipped(ansible, backlog):
+    r = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats", "stast"],
+                                                  fail_on_unknown=False))
+    assert r.rc == 0, r
+    assert r["purged"] == {"stats": 6, "stast": 0} and r["unknown_queues"] == ["stast"]
+    assert "stast is empty and no worker has declared it" in r.output
+
+
+def test_purge_with_redis_down(ansible, redis_factory):
+    redis = redis_factory()
+    redis.stop()
+    r = ansible.module("celery_queue_purge", dict(broker_url=redis.url, queues=["stats"]))
+    assert r.rc != 0 and "refused the connection" in r["msg"], r
+    assert "Traceback" not in r.output
+
+
+def test_purge_rejects_empty_queue_names(ansible, redis_server):
+    r = ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["", "stats"]))
+    assert r.rc != 0 and "empty name" in r["msg"], r
+
+
+# --- playbooks, run by FQCN as operators do
+
+
+def test_purge_playbook_unattended_without_confirmation_purges_nothing(ansible, backlog):
+    extra = dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"])
+    r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra)
+    assert r.rc != 0
+    assert "confirm_purge=true" in r.output
+    assert depth(backlog, "stats") == 6
+    assert backlog.password not in r.output
+
+
+def test_purge_playbook_with_confirm_purge(ansible, backlog):
+    extra = dict(celery_broker_url=backlog.url, celery_purge_queues="stats", confirm_purge=True)
+    r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra)
+    assert r.rc == 0, r
+    assert "removed 6 message(s): stats=6" in r.output
+    assert depth(backlog, "stats") == 0
+
+
+def test_purge_playbook_in_check_mode_never_purges(ansible, backlog):
+    extra = dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"], confirm_purge=True)
+    r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra, check=True)
+    assert r.rc == 0, r
+    assert depth(backlog, "stats") == 6
+
+
+def test_purge_playbook_needs_queue_names(ansible, redis_server):
+    extra = dict(celery_broker_url=redis_server.url)
+    r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra)
+    assert r.rc != 0 and "Name the queues to purge" in r.output
+
+
+def test_status_playbook_prints_summary_and_passes(ansible, redis_server, celery_factory):
+    celery_factory(redis_server.url).start_workers(["w1", "w2"])
+    extra = dict(celery_broker_url=redis_server.url, celery_expected_workers=2, celery_queues=["quality", "stats"])
+    r = ansible.playbook("callcenter.ops.celery_status", extra_vars=extra)
+    assert r.rc == 0, r
+    assert "Celery HEALTHY: 2 worker(s) online" in r.output
+    assert "worker w1@harness" in r.output and "queue  quality" in r.output
+    assert redis_server.password not in r.output
+
+
+def test_status_playbook_fails_with_the_reason_when_a_worker_is_gone(ansible, redis_server, celery_factory):
+    cluster = celery_factory(redis_server.url)
+    cluster.start_workers(["w1", "w2"])
+    cluster.kill("w2@harness")
+    extra = dict(celery_broker_url=redis_server.url, celery_expected_workers=["w1@harness", "w2@harness"], celery_timeout=1)
+    r = ansible.playbook("callcenter.ops.celery_status", extra_vars=extra)
+    assert r.rc != 0
+    assert "Celery UNHEALTHY" in r.output
+    assert "expected worker(s) not answering: w2@harness" in r.output

@@ -1,0 +1,107 @@
+"""Pure logic of the Celery client: no server needed."""
+
+import datetime
+
+import pytest
+
+from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
+from ansible_collections.callcenter.ops.plugins.module_utils.redis_client import BrokerError, BrokerURL
+
+
+def test_priority_sub_queue_names_follow_kombu():
+    assert cc.priority_queue_names("stats") == ["stats", "stats\x06\x163", "stats\x06\x166", "stats\x06\x169"]
+    assert cc.priority_queue_names("q", [9, 0, 0]) == ["q", "q\x06\x169"]
+
+
+@pytest.mark.parametrize("given,expected", [
+    (None, None), ("", None), ([], None), (2, 2), ("3", 3), (0, 0),
+    (["b@h", "a@h", "a@h"], ["a@h", "b@h"]), ("a@h, b@h", ["a@h", "b@h"]),
+])
+def test_expected_workers_forms(given, expected):
+    assert cc.normalize_expected(given) == expected
+
+
+@pytest.mark.parametrize("bad", [-1, "-2", True, {"a": 1}, [1, 2], [""]])
+def test_expected_workers_rejects(bad):
+    with pytest.raises(ValueError):
+        cc.normalize_expected(bad)
+
+
+def test_healthy_fleet_has_no_problems():
+    assert cc.health_problems(["w1@h", "w2@h"], expected=2, queues={"q": 3}, max_queue_length=10) == []
+
+
+def test_no_worker_at_all():
+    assert cc.health_problems([], expected=2) == ["no Celery worker answered ping (2 needed)"]
+
+
+def test_named_worker_missing_is_named():
+    problems = cc.health_problems(["w1@h"], expected=["w1@h", "w2@h"])
+    assert "expected worker(s) not answering: w2@h" in problems
+
+
+def test_explicit_min_workers_tolerates_a_missing_named_worker():
+    assert cc.health_problems(["w1@h"], expected=["w1@h", "w2@h"], min_workers=1) == []
+
+
+def test_without_expectations_one_worker_is_enough():
+    assert cc.health_problems(["w1@h"]) == []
+    assert cc.health_problems([]) == ["no Celery worker answered ping (1 needed)"]
+
+
+def test_queue_backlog_over_threshold():
+    assert cc.health_problems(["w"], queues={"q": 11, "r": 10}, max_queue_length=10) == [
+        "queue q has 11 messages waiting (max 10)"]
+
+
+def test_stale_and_never_run_beat_entries():
+    beat = {
+        "last_daily_stats": {"age_seconds": 100000, "total_run_count": 5},
+        "fresh": {"age_seconds": 10, "total_run_count": 1},
+        "never": {"age_seconds": 500, "total_run_count": 0},
+        "celery.backend_cleanup": {"age_seconds": 99999, "total_run_count": 0},
+    }
+    problems = cc.health_problems(["w"], beat=beat, max_beat_age=400)
+    assert problems == [
+        "beat entry last_daily_stats last ran 100000s ago (max 400s)",
+        "beat entry never has not run since beat started 500s ago (max 400s)",
+    ]
+    assert cc.health_problems(["w"], beat=beat, beat_entries=["gone"], max_beat_age=1) == [
+        "beat entry gone is not in the schedule file"]
+
+
+def test_beat_file_missing(tmp_path):
+    with pytest.raises(cc.BeatError, match="does not exist"):
+        cc.read_beat_schedule(str(tmp_path / "celerybeat-schedule"))
+
+
+def test_beat_file_read_by_base_name_whatever_the_suffix(tmp_path):
+    import dbm.dumb
+    import shelve
+
+    from celery import Celery
+    from celery.beat import ScheduleEntry
+
+    base = str(tmp_path / "celerybeat-schedule")
+    e = ScheduleEntry(name="last_daily_stats", task="t", schedule=86400.0, total_run_count=3,
+                      last_run_at=datetime.datetime(2026, 11, 25, 3, 0, tzinfo=datetime.timezone.utc),
+                      app=Celery(set_as_current=False))
+    with shelve.Shelf(dbm.dumb.open(base, "c")) as s:
+        s["entries"] = {"last_daily_stats": e}
+    now = datetime.datetime(2026, 11, 25, 4, 0, tzinfo=datetime.timezone.utc)
+    for given in (base, base + ".dat", base + ".dir"):
+        beat = cc.read_beat_schedule(given, now=now)
+        assert beat == {"last_daily_stats": {"task": "t", "last_run_at": "2026-11-25T03:00:00+00:00",
+                                             "age_seconds": 3600.0, "total_run_count": 3}}
+
+
+def test_broker_url_masks_password_and_refuses_other_schemes():
+    u = BrokerURL("redis://:p%40ss@10.0.0.1:6380/2")
+    assert (u.host, u.port, u.db, u.password) == ("10.0.0.1", 6380, 2, "p@ss")
+    assert u.safe == "redis://:***@10.0.0.1:6380/2"
+    assert "p%40ss" in u.secrets() and "p@ss" in u.secrets()
+    assert BrokerURL("redis://127.0.0.1/0", password="x").celery_url() == "redis://:x@127.0.0.1:6379/0"
+    with pytest.raises(BrokerError, match="scheme 'amqp' is not supported"):
+        BrokerURL("amqp://guest:guest@h//")
+    with pytest.raises(BrokerError, match="not a number"):
+        BrokerURL("redis://h/abc")
