@@ -18,6 +18,7 @@ __metaclass__ = type
 import datetime
 import errno
 import fnmatch
+import glob
 import hashlib
 import os
 import re
@@ -474,3 +475,79 @@ def file_facts(path, now=None):
     return dict(size=st.st_size, mtime_epoch=int(st.st_mtime),
                 mtime=datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).isoformat(),
                 age_seconds=round(now - st.st_mtime, 3))
+
+
+AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+
+
+def parse_quantity(value, units, what):
+    """``"26h"`` -> 93600.0 with AGE_UNITS, ``"50M"`` -> bytes with SIZE_UNITS."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]?)[bB]?\s*$", str(value))
+    if not m or m.group(2).lower() not in units:
+        raise ValueError("%s must be a number with an optional unit (%s), got %r"
+                         % (what, "/".join(u for u in units if u), value))
+    return float(m.group(1)) * units[m.group(2).lower()]
+
+
+def find_pg_restore(given=None):
+    """``given``, else pg_restore on PATH, else the newest /usr/lib/postgresql/*/bin/pg_restore."""
+    if given:
+        if not os.access(given, os.X_OK) or os.path.isdir(given):
+            raise BackupError("pg_restore_path %s does not exist or is not executable" % given)
+        return given
+    found = shutil.which("pg_restore")
+    if found:
+        return found
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_restore"),
+                      key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
+    if versions:
+        return versions[-1]
+    raise BackupError("pg_restore not found on PATH or under /usr/lib/postgresql: install the PostgreSQL "
+                      "client (Debian: postgresql-client-15) or set pg_restore_path")
+
+
+def check_backup(path, pattern="*.dump.gz", mode="full", max_age=None, min_size=None, checksum_file=None,
+                 pg_restore_path=None, memory_limit_mb=1024, timeout=3600):
+    """Everything the module and the host-side script report: find the file, verify it, apply
+    max_age (seconds) and min_size (bytes). Never raises for a bad backup; ``valid`` says it."""
+    started = time.monotonic()
+    result = dict(valid=False, checks=[])
+    facts = {}
+    try:
+        found = find_backup(path, pattern)
+        result["path"] = found
+        facts = file_facts(found)
+        result.update(size=facts["size"], mtime=facts["mtime"], age_seconds=facts["age_seconds"])
+        expected = None
+        if checksum_file:
+            sidecar = found + ".sha256" if checksum_file == "auto" else checksum_file
+            if checksum_file != "auto" or os.path.exists(sidecar):
+                expected = read_checksum_file(sidecar, found)
+        pg_restore = find_pg_restore(pg_restore_path)
+        result.update(verify(found, mode=mode, pg_restore=pg_restore, memory_limit=memory_limit_mb * 1024 * 1024,
+                             expected_sha256=expected, timeout=timeout))
+    except BackupError as e:
+        result["checks"].append(dict(name="found", ok=False, message=str(e)))
+        result["error"] = str(e)
+    checks = result["checks"]
+    if facts:
+        if max_age is not None:
+            ok = facts["age_seconds"] <= max_age
+            checks.append(dict(name="age", ok=ok, message="%s is %ds old (max_age %ds)" % (
+                "backup" if ok else "older than max_age: backup", facts["age_seconds"], max_age)))
+        if min_size is not None:
+            ok = facts["size"] >= min_size
+            checks.append(dict(name="size", ok=ok, message="%d bytes (min_size %d)%s" % (
+                facts["size"], min_size, "" if ok else ": smaller than min_size")))
+    result["valid"] = bool(checks) and all(c["ok"] for c in checks)
+    result["problems"] = [c["message"] for c in checks if not c["ok"]]
+    result["duration"] = round(time.monotonic() - started, 3)
+    result["mtime_epoch"] = facts.get("mtime_epoch")
+    return result
+
+
+def write_metrics(metrics_file, result, requested_path):
+    """Write the Prometheus textfile for ``result`` atomically."""
+    metrics = dict(result, path=result.get("path", requested_path), verified_at=int(time.time()))
+    write_atomically(metrics_file, metrics_text(metrics))

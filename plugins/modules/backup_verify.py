@@ -154,6 +154,17 @@ checks:
       description: What was found.
       type: str
   sample: [{"name": "gzip", "ok": false, "message": "gzip CRC mismatch: the data was altered after compression"}]
+problems:
+  description: The messages of the failed checks; empty when valid.
+  returned: always
+  type: list
+  elements: str
+  sample: ["truncated after 52428800 bytes: the gzip stream ends without its trailer"]
+error:
+  description: Why the verification could not run at all (no file, no pg_restore).
+  returned: when it could not run
+  type: str
+  sample: no file matches *.dump.gz in /var/backups/callcenter
 size:
   description: File size in bytes.
   returned: when a file was found
@@ -242,41 +253,8 @@ duration:
   sample: 1.52
 '''
 
-import glob
-import os
-import re
-import shutil
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
-
-UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-SIZES = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
-
-
-def parse_quantity(value, units, what):
-    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]?)[bB]?\s*$", str(value))
-    if not m or m.group(2).lower() not in units:
-        raise ValueError("%s must be a number with an optional unit (%s), got %r"
-                         % (what, "/".join(u for u in units if u), value))
-    return float(m.group(1)) * units[m.group(2).lower()]
-
-
-def find_pg_restore(given):
-    if given:
-        if not os.access(given, os.X_OK):
-            raise bk.BackupError("pg_restore_path %s does not exist or is not executable" % given)
-        return given
-    found = shutil.which("pg_restore")
-    if found:
-        return found
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_restore"),
-                      key=lambda p: [int(x) for x in re.findall(r"\d+", p)])
-    if versions:
-        return versions[-1]
-    raise bk.BackupError("pg_restore not found on PATH or under /usr/lib/postgresql: install the PostgreSQL "
-                         "client (Debian: postgresql-client-15) or set pg_restore_path")
 
 
 def main():
@@ -297,10 +275,9 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    started = time.monotonic()
     try:
-        max_age = parse_quantity(p["max_age"], UNITS, "max_age") if p["max_age"] else None
-        min_size = parse_quantity(p["min_size"], SIZES, "min_size") if p["min_size"] else None
+        max_age = bk.parse_quantity(p["max_age"], bk.AGE_UNITS, "max_age") if p["max_age"] else None
+        min_size = bk.parse_quantity(p["min_size"], bk.SIZE_UNITS, "min_size") if p["min_size"] else None
     except ValueError as e:
         module.fail_json(msg=str(e))
     if p["timeout"] <= 0:
@@ -308,57 +285,22 @@ def main():
     if p["pg_restore_memory_limit"] < 64:
         module.fail_json(msg="pg_restore_memory_limit must be at least 64 (MiB), got %d" % p["pg_restore_memory_limit"])
 
-    result = dict(changed=False, valid=False, checks=[], metrics_written=False)
-    facts = {}
-    try:
-        path = bk.find_backup(p["path"], p["pattern"])
-        result["path"] = path
-        facts = bk.file_facts(path)
-        result.update(size=facts["size"], mtime=facts["mtime"], age_seconds=facts["age_seconds"])
-        expected = None
-        if p["checksum_file"]:
-            sidecar = path + ".sha256" if p["checksum_file"] == "auto" else p["checksum_file"]
-            if p["checksum_file"] != "auto" or os.path.exists(sidecar):
-                expected = bk.read_checksum_file(sidecar, path)
-        pg_restore = find_pg_restore(p["pg_restore_path"])
-        verdict = bk.verify(path, mode=p["mode"], pg_restore=pg_restore,
-                            memory_limit=p["pg_restore_memory_limit"] * 1024 * 1024,
-                            expected_sha256=expected, timeout=p["timeout"])
-        result.update(verdict)
-    except bk.BackupError as e:
-        result["checks"].append(dict(name="found", ok=False, message=str(e)))
-        result["error"] = str(e)
-
-    checks = result["checks"]
-    if facts:
-        if max_age is not None:
-            ok = facts["age_seconds"] <= max_age
-            checks.append(dict(name="age", ok=ok, message="%s is %ds old (max_age %ds)"
-                               % ("backup" if ok else "older than max_age: backup", facts["age_seconds"], max_age)))
-        if min_size is not None:
-            ok = facts["size"] >= min_size
-            checks.append(dict(name="size", ok=ok, message="%d bytes (min_size %d)%s"
-                               % (facts["size"], min_size, "" if ok else ": smaller than min_size")))
-    result["valid"] = bool(checks) and all(c["ok"] for c in checks)
-    result["duration"] = round(time.monotonic() - started, 3)
-    problems = [c["message"] for c in checks if not c["ok"]]
-
+    result = bk.check_backup(p["path"], p["pattern"], p["mode"], max_age, min_size, p["checksum_file"],
+                             p["pg_restore_path"], p["pg_restore_memory_limit"], p["timeout"])
+    result.update(changed=False, metrics_written=False)
     if p["metrics_file"] and not module.check_mode:
-        metrics = dict(result, path=result.get("path", p["path"]), verified_at=int(time.time()),
-                       mtime_epoch=facts.get("mtime_epoch"))
         try:
-            bk.write_atomically(p["metrics_file"], bk.metrics_text(metrics))
-            result["metrics_written"] = True
-            result["changed"] = True
+            bk.write_metrics(p["metrics_file"], result, p["path"])
         except OSError as e:
             module.fail_json(msg="could not write metrics_file %s: %s" % (p["metrics_file"], e.strerror or e),
                              **result)
+        result.update(changed=True, metrics_written=True)
 
     where = result.get("path", p["path"])
     if result["valid"]:
         result["msg"] = "backup %s is valid (%s mode, %.1fs)" % (where, p["mode"], result["duration"])
         module.exit_json(**result)
-    result["msg"] = "backup %s is NOT valid: %s" % (where, "; ".join(problems))
+    result["msg"] = "backup %s is NOT valid: %s" % (where, "; ".join(result["problems"]))
     if p["fail_on_invalid"]:
         module.fail_json(**result)
     module.exit_json(**result)

@@ -1,0 +1,43 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, callcenter.ops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Turns a backup_verify result into the lines an operator reads."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+def _size(n):
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return "%.1f %s" % (n, unit) if unit != "B" else "%d B" % n
+        n /= 1024.0
+    return "%d B" % n
+
+
+def backup_summary(result):
+    """Verdict line, then one line per check, then the table of contents."""
+    if not isinstance(result, dict):
+        raise TypeError("backup_summary expects the registered result of callcenter.ops.backup_verify")
+    verdict = "VALID" if result.get("valid") else "NOT VALID"
+    lines = ["Backup %s: %s" % (verdict, result.get("path") or result.get("error") or "?")]
+    if result.get("size") is not None:
+        lines.append("  size %s, modified %s (%.1fh ago), checked in %.1fs" % (
+            _size(result["size"]), result.get("mtime"), (result.get("age_seconds") or 0) / 3600.0,
+            result.get("duration") or 0))
+    for c in result.get("checks") or []:
+        lines.append("  %-8s %-4s %s" % (c.get("name"), "ok" if c.get("ok") else "FAIL", c.get("message")))
+    toc = result.get("toc")
+    if toc:
+        lines.append("  toc: database %s, %s entries, %d tables, dumped %s by pg_dump %s" % (
+            toc.get("database"), toc.get("entries"), len(toc.get("tables") or []), toc.get("dumped_at"),
+            toc.get("pg_dump_version")))
+    return lines
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"backup_summary": backup_summary}
