@@ -1,0 +1,128 @@
+"""Benchmark: backup_verify full mode against plain `gzip -dc` and the naive pipeline.
+
+Makes (once, cached in .work/bench) a real pg_dump -Fc -Z0 archive gzip'ed to >= 100 MB from a
+PostgreSQL 15 cluster of the harness, then times in one run, median of several:
+  gzip -dc file > /dev/null                       the floor: just decompressing
+  gzip -dc file | pg_restore -f /dev/null         the naive full check
+  backup_verify (module_utils, isal and zlib)     what the module does
+  ansible -m callcenter.ops.backup_verify         the whole ad-hoc call
+and prints ratios, the verifier's peak RSS and the bytes it wrote to disk."""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE.parent))
+from conftest import BIN, PostgresCluster  # noqa: E402
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+CACHE = Path(os.environ.get("BENCH_DIR", REPO / ".work" / "bench"))
+TARGET_MB = int(os.environ.get("BENCH_DUMP_MB", "100"))
+
+RUNNER = r"""
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+import backup as bk
+if sys.argv[3] == "zlib":
+    bk.HAS_ISAL = False
+t = time.monotonic()
+res = bk.verify(sys.argv[2], mode="full", pg_restore=sys.argv[4])
+elapsed = time.monotonic() - t
+status = open("/proc/self/status").read()
+hwm = int([l for l in status.splitlines() if l.startswith("VmHWM")][0].split()[1])
+io = dict(l.split(": ") for l in open("/proc/self/io").read().splitlines())
+print(json.dumps(dict(valid=res["valid"], elapsed=elapsed, rss_kb=hwm, write_bytes=int(io["write_bytes"]),
+                      decompressor=res["decompressor"])))
+"""
+
+
+def make_dump():
+    CACHE.mkdir(parents=True, exist_ok=True)
+    gz = CACHE / "bench.dump.gz"
+    if gz.exists() and gz.stat().st_size >= TARGET_MB * 1024 * 1024:
+        return gz
+    print("making a >= %d MB gzip'ed pg_dump archive (once; cached in %s)..." % (TARGET_MB, CACHE), flush=True)
+    pg = PostgresCluster().start()
+    try:
+        pg.psql("CREATE DATABASE bench")
+        rows = TARGET_MB * 18000  # ~100 bytes of hex text a row; gzip keeps ~60 % of it
+        pg.psql("CREATE TABLE calls (id bigserial PRIMARY KEY, transcript text);"
+                "INSERT INTO calls (transcript) SELECT md5(i::text) || md5((i*3)::text) || md5((i*7)::text) "
+                "FROM generate_series(1, %d) i;" % rows, db="bench")
+        raw = CACHE / "bench.dump"
+        subprocess.run([PG_BIN + "/pg_dump", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-Fc", "-Z0",
+                        "-f", str(raw), "bench"], env=dict(os.environ, PGPASSWORD=pg.password), check=True)
+        with open(gz, "wb") as out:
+            subprocess.run(["gzip", "-6", "-c", str(raw)], stdout=out, check=True)
+        raw.unlink()
+    finally:
+        pg.stop()
+    return gz
+
+
+def timed(cmd, shell=False, env=None):
+    t = time.monotonic()
+    p = subprocess.run(cmd, shell=shell, env=env, capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        raise SystemExit("failed: %s\n%s%s" % (cmd, p.stdout[-2000:], p.stderr[-2000:]))
+    return time.monotonic() - t, p.stdout
+
+
+def main():
+    gz = make_dump()
+    size = gz.stat().st_size
+    pg_restore = PG_BIN + "/pg_restore"
+    mu = str(REPO / "plugins" / "module_utils")
+    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+               ANSIBLE_HOME=tempfile.mkdtemp(prefix="ccops-bench-home-"), PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    cases = {
+        "gzip -dc > /dev/null (floor)": lambda: timed("gzip -dc %s > /dev/null" % gz, shell=True)[0],
+        "gzip -dc | pg_restore -f /dev/null (naive)": lambda: timed(
+            ["bash", "-c", "set -o pipefail; gzip -dc %s | %s -f /dev/null" % (gz, pg_restore)])[0],
+    }
+    runner_out = {}
+
+    def runner(kind):
+        def run():
+            elapsed, out = timed([sys.executable, "-c", RUNNER, mu, str(gz), kind, pg_restore])
+            runner_out[kind] = json.loads(out)
+            assert runner_out[kind]["valid"], runner_out[kind]
+            return elapsed
+        return run
+
+    cases["backup_verify full, isal (module_utils)"] = runner("isal")
+    cases["backup_verify full, zlib fallback (module_utils)"] = runner("zlib")
+    cases["ansible -m callcenter.ops.backup_verify (whole ad-hoc call)"] = lambda: timed(
+        [str(BIN / "ansible"), "localhost", "-m", "callcenter.ops.backup_verify", "-a", "path=%s" % gz], env=env)[0]
+    cases["ansible -m ping (Ansible's fixed cost, for reference)"] = lambda: timed(
+        [str(BIN / "ansible"), "localhost", "-m", "ansible.builtin.ping"], env=env)[0]
+    samples = dict((k, []) for k in cases)
+    for _ in range(RUNS):
+        for name, fn in cases.items():
+            samples[name].append(fn())
+    med = dict((k, statistics.median(v)) for k, v in samples.items())
+    floor = med["gzip -dc > /dev/null (floor)"]
+    print("backup_verify benchmark: %s, %.1f MB gzip'ed, %d runs each, medians" % (gz.name, size / 1048576.0, RUNS))
+    for name, v in med.items():
+        print("  %-62s %7.2f s  %5.2fx gzip -dc" % (name, v, v / floor))
+    adhoc = med["ansible -m callcenter.ops.backup_verify (whole ad-hoc call)"]
+    ping = med["ansible -m ping (Ansible's fixed cost, for reference)"]
+    print("  ad-hoc call minus Ansible's fixed cost: %.2f s = %.2fx gzip -dc" % (adhoc - ping, (adhoc - ping) / floor))
+    print("  verifier peak RSS: isal %.1f MB, zlib %.1f MB (target < 100 MB); pg_restore children not included"
+          % (runner_out["isal"]["rss_kb"] / 1024.0, runner_out["zlib"]["rss_kb"] / 1024.0))
+    print("  largest process of the whole run (RUSAGE_CHILDREN, pg_restore included): %.1f MB"
+          % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0))
+    print("  bytes the verifier wrote to disk: %d" % runner_out["isal"]["write_bytes"])
+
+
+if __name__ == "__main__":
+    main()
