@@ -8,6 +8,7 @@ from this checkout. Later features add their servers here as fixtures of the sam
 """
 
 import atexit
+import gzip
 import json
 import os
 import pwd
@@ -263,6 +264,33 @@ def postgres():
     pg = PostgresCluster().start()
     yield pg
     pg.stop()
+
+
+# --------------------------------------------------------------------------- backups
+@pytest.fixture(scope="session")
+def dumps(postgres, tmp_path_factory):
+    """A small call-center database dumped the ways the platform does: -Fc -Z0 gzip'ed
+    (the nightly *.dump.gz), -Fc with pg_dump's own compression, and a plain-SQL dump."""
+    postgres.psql("CREATE DATABASE callcenter")
+    postgres.psql("""
+        CREATE TABLE calls (id serial PRIMARY KEY, started_at timestamptz DEFAULT now(), transcript text);
+        CREATE TABLE operators (id serial PRIMARY KEY, name text);
+        INSERT INTO calls (transcript)
+            SELECT md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) || ' hello operator'
+            FROM generate_series(1, 60000) i;
+        INSERT INTO operators (name) SELECT 'op' || i FROM generate_series(1, 50) i;
+    """, db="callcenter")
+    d = tmp_path_factory.mktemp("dumps")
+    env = dict(os.environ, PGPASSWORD=postgres.password)
+    base = [str(PG_BIN / "pg_dump"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres"]
+    subprocess.run(base + ["-Fc", "-Z0", "-f", str(d / "raw.dump"), "callcenter"], env=env, check=True)
+    subprocess.run(base + ["-Fc", "-f", str(d / "pgz.dump"), "callcenter"], env=env, check=True)
+    subprocess.run(base + ["-Fp", "-f", str(d / "plain.sql"), "callcenter"], env=env, check=True)
+    with open(d / "raw.dump", "rb") as src, gzip.open(d / "callcenter-2026-11-25.dump.gz", "wb", 6) as dst:
+        shutil.copyfileobj(src, dst)
+    with open(d / "plain.sql", "rb") as src, gzip.open(d / "plain.sql.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    return d
 
 
 # --------------------------------------------------------------------------- ansible

@@ -106,7 +106,7 @@ def main():
     cases["ansible -m ping (Ansible's fixed cost, for reference)"] = lambda: timed(
         [str(BIN / "ansible"), "localhost", "-m", "ansible.builtin.ping"], env=env)[0]
     samples = dict((k, []) for k in cases)
-    for _ in range(RUNS):
+    for _run in range(RUNS):
         for name, fn in cases.items():
             samples[name].append(fn())
     med = dict((k, statistics.median(v)) for k, v in samples.items())

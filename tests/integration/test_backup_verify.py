@@ -9,33 +9,7 @@ import subprocess
 
 import pytest
 
-PG_BIN = "/usr/lib/postgresql/15/bin"
-
-
-@pytest.fixture(scope="session")
-def dumps(postgres, tmp_path_factory):
-    """A small call-center database dumped the ways the platform does: -Fc -Z0 gzip'ed
-    (the nightly *.dump.gz), -Fc with pg_dump's own compression, and a plain-SQL dump."""
-    postgres.psql("CREATE DATABASE callcenter")
-    postgres.psql("""
-        CREATE TABLE calls (id serial PRIMARY KEY, started_at timestamptz DEFAULT now(), transcript text);
-        CREATE TABLE operators (id serial PRIMARY KEY, name text);
-        INSERT INTO calls (transcript)
-            SELECT md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) || ' hello operator'
-            FROM generate_series(1, 60000) i;
-        INSERT INTO operators (name) SELECT 'op' || i FROM generate_series(1, 50) i;
-    """, db="callcenter")
-    d = tmp_path_factory.mktemp("dumps")
-    env = dict(os.environ, PGPASSWORD=postgres.password)
-    base = [os.path.join(PG_BIN, "pg_dump"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres"]
-    subprocess.run(base + ["-Fc", "-Z0", "-f", str(d / "raw.dump"), "callcenter"], env=env, check=True)
-    subprocess.run(base + ["-Fc", "-f", str(d / "pgz.dump"), "callcenter"], env=env, check=True)
-    subprocess.run(base + ["-Fp", "-f", str(d / "plain.sql"), "callcenter"], env=env, check=True)
-    with open(d / "raw.dump", "rb") as src, gzip.open(d / "callcenter-2026-11-25.dump.gz", "wb", 6) as dst:
-        shutil.copyfileobj(src, dst)
-    with open(d / "plain.sql", "rb") as src, gzip.open(d / "plain.sql.gz", "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    return d
+PG_BIN = "/usr/lib/postgresql/15/bin"  # pg_restore used directly by the property test
 
 
 def copy(dumps, tmp_path, name, new=None):
@@ -279,7 +253,7 @@ def test_random_single_byte_mutations_are_never_valid(dumps, tmp_path):
     src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
     rng = random.Random(20261125)
     f = tmp_path / "m.dump.gz"
-    for _ in range(int(os.environ.get("MUTATIONS", "120"))):
+    for _mutation in range(int(os.environ.get("MUTATIONS", "120"))):
         # bytes 4-9 of the gzip header (mtime, flags, OS) carry no data: a change there is harmless
         offset = rng.randrange(10, len(src))
         f.write_bytes(flip(src, offset))

@@ -4,8 +4,6 @@ path on systemd is the molecule scenario molecule/backup_verify)."""
 import os
 import shutil
 
-from test_backup_verify import dumps  # noqa: F401  (session fixture: real pg_dump archives)
-
 TOKEN = "999:role-Secret-Token"
 
 
@@ -67,14 +65,14 @@ def test_token_without_chat_id_is_refused(ansible, tmp_path):
     assert TOKEN not in r.output
 
 
-def test_verify_backup_playbook_prints_verdict(ansible, dumps, tmp_path):  # noqa: F811
+def test_verify_backup_playbook_prints_verdict(ansible, dumps, tmp_path):
     r = ansible.playbook("callcenter.ops.verify_backup", extra_vars={"backup_path": str(dumps)})
     assert r.rc == 0, r
     assert "Backup VALID: %s/callcenter-2026-11-25.dump.gz" % dumps in r.output
     assert "toc: database callcenter" in r.output
 
 
-def test_verify_backup_playbook_fails_on_a_broken_backup(ansible, dumps, tmp_path):  # noqa: F811
+def test_verify_backup_playbook_fails_on_a_broken_backup(ansible, dumps, tmp_path):
     src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
     shutil.copy(dumps / "callcenter-2026-11-25.dump.gz", tmp_path)
     os.utime(tmp_path / "callcenter-2026-11-25.dump.gz", (1_700_000_000, 1_700_000_000))

@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def test_verifier_and_reader_installed(host):
-    assert host.file(INSTALL + "/callcenter-backup-verify").mode == 0o755
+    assert host.file(INSTALL + "/callcenter-backup-verify").mode == 0o644
     assert host.file(INSTALL + "/ccops_backup.py").mode == 0o644
 
 
