@@ -40,7 +40,7 @@ def test_compose_file_rendered_validated_and_secret_free(ansible, tmp_path):
         p = subprocess.run(["docker-compose", "-f", str(root / "flower" / "docker-compose.yml"), "config", "-q"],
                            capture_output=True, text=True, check=False)
         assert p.returncode == 0, p.stderr
-    again, _ = play(ansible, tmp_path, flower_url_prefix="flower", flower_public_url="https://ops.example/flower/")
+    again, _root = play(ansible, tmp_path, flower_url_prefix="flower", flower_public_url="https://ops.example/flower/")
     assert again.rc == 0 and "changed=0" in again.output, again
 
 
@@ -78,6 +78,6 @@ def test_compose_tool_rejecting_the_file_keeps_the_old_one(ansible, tmp_path):
     r, root = play(ansible, tmp_path)
     assert r.rc == 0, r
     live = (root / "flower" / "docker-compose.yml").read_text()
-    r, _ = play(ansible, tmp_path, flower_address="not an address:x")
+    r, _root = play(ansible, tmp_path, flower_address="not an address:x")
     assert r.rc != 0
     assert (root / "flower" / "docker-compose.yml").read_text() == live

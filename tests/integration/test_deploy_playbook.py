@@ -1,0 +1,29 @@
+"""playbooks/deploy.yml puts every role on its inventory group (all on localhost here)."""
+
+import yaml
+
+
+def test_deploy_applies_each_role_to_its_group(ansible, tmp_path):
+    inv = tmp_path / "inventory.yml"
+    root = tmp_path / "host"
+    inv.write_text(yaml.safe_dump({"all": {
+        "hosts": {"localhost": {"ansible_connection": "local", "ansible_become": False}},
+        "children": {g: {"hosts": {"localhost": None}} for g in ("flower", "prometheus", "app", "db")},
+        "vars": {
+            "flower_deploy_method": "compose", "flower_compose_up": False, "flower_compose_dir": str(root / "flower"),
+            "flower_basic_auth": [{"user": "ops", "password": "Deploy-Test-Secret-1"}],
+            "prometheus_alerts_rules_dir": str(root / "rules"), "prometheus_alerts_file_sd_dir": str(root / "sd"),
+            "prometheus_alerts_reload_method": "none",
+            "runbooks_dest": str(root / "runbooks"),
+            "backup_verify_install_dir": str(root / "lib"), "backup_verify_config_dir": str(root / "etc"),
+            "backup_verify_systemd_dir": str(root / "systemd"),
+            "backup_verify_metrics_file": str(root / "metrics" / "b.prom"),
+        }}}))
+    r = ansible.playbook("callcenter.ops.deploy", inventory=str(inv))
+    assert r.rc == 0, r
+    for path in ("flower/docker-compose.yml", "rules/callcenter-celery.rules.yml", "runbooks/index.html",
+                 "systemd/callcenter-backup-verify.timer"):
+        assert (root / path).exists(), path
+    assert "Deploy-Test-Secret-1" not in r.output
+    only = ansible.playbook("callcenter.ops.deploy", inventory=str(inv), extra_vars=None)
+    assert only.rc == 0 and "changed=0" in only.output, only
