@@ -386,3 +386,83 @@ class Ansible:
 @pytest.fixture(scope="session")
 def ansible(collections_path, tmp_path_factory):
     return Ansible(collections_path, tmp_path_factory.mktemp("ansible-home"))
+
+
+# --------------------------------------------------------------------------- the application (stand-in)
+@pytest.fixture
+def fake_app(tmp_path):
+    """Factory of servers that follow docs/app-http-contract.md (tests/fake_app.py)."""
+    from fake_app import FakeApp, self_signed
+    apps = []
+
+    def make(tls=False):
+        cert = key = None
+        if tls:
+            cert, key = self_signed(tmp_path)
+        app = FakeApp(cert, key).start()
+        app.cert = cert
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        try:
+            app.stop()
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------- flower
+class FlowerServer:
+    """Real Flower (celery flower) on a free loopback port with basic auth."""
+
+    def __init__(self, broker_url, workdir, user="ops", password="Flower-Test-Pass-1"):
+        self.port = free_port()
+        self.auth = (user, password)
+        self.url = "http://127.0.0.1:%d/" % self.port
+        env = dict(os.environ, CELERY_BROKER_URL=broker_url, FLOWER_BASIC_AUTH="%s:%s" % self.auth,
+                   FLOWER_PORT=str(self.port), FLOWER_ADDRESS="127.0.0.1")
+        self.log = open(Path(workdir) / "flower.log", "wb")
+        self.proc = subprocess.Popen([str(BIN / "celery"), "flower"], env=env, cwd=str(workdir),
+                                     start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def start(self):
+        import urllib.error
+        import urllib.request
+
+        def answers():
+            try:
+                urllib.request.urlopen(self.url, timeout=1)
+            except urllib.error.HTTPError as e:
+                return e.code == 401
+            return False
+        wait_for(answers, 30, "flower on port %d" % self.port)
+        return self
+
+    def stop(self):
+        _stop(self.proc)
+        self.log.close()
+
+
+@pytest.fixture
+def flower_factory(tmp_path):
+    servers = []
+
+    def make(broker_url):
+        srv = FlowerServer(broker_url, tmp_path).start()
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.stop()
+
+
+@pytest.fixture
+def blackhole():
+    """A TCP port that accepts connections and never answers."""
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(16)
+    yield lst.getsockname()[1]
+    lst.close()

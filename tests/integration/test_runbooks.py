@@ -61,7 +61,8 @@ def test_every_command_naming_the_collection_names_something_real():
         for name in re.findall(r"callcenter\.ops\.([a-z_]+)", p.read_text()):
             seen.add(name)
             assert exists_in_collection(name), "%s names callcenter.ops.%s, which does not exist" % (p.name, name)
-    assert {"celery_health", "celery_status", "verify_backup", "backup_verify"} <= seen
+    assert {"celery_health", "celery_status", "verify_backup", "backup_verify", "config_reload",
+            "system_status"} <= seen
 
 
 def render(ansible, tmp_path, site):

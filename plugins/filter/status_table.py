@@ -1,0 +1,100 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, callcenter.ops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A system_status result as a table that reads well in a terminal and in AWX's job output."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+ORDER = ("app", "celery", "redis", "postgres", "backup", "flower")
+
+
+def _bytes(n):
+    if n is None:
+        return "?"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
+        n /= 1024.0
+
+
+def _duration(seconds):
+    if seconds is None:
+        return "?"
+    seconds = float(seconds)
+    if seconds < 120:
+        return "%ds" % seconds
+    if seconds < 7200:
+        return "%dm" % (seconds // 60)
+    if seconds < 172800:
+        return "%.1fh" % (seconds / 3600)
+    return "%.1fd" % (seconds / 86400)
+
+
+def figures(name, c):
+    """The key figures of one component, as a short phrase."""
+    if c.get("status") == "down" and len(c) <= 3:
+        return ""
+    if name == "app":
+        parts = []
+        if c.get("version"):
+            parts.append("v%s" % c["version"])
+        if c.get("uptime_seconds") is not None:
+            parts.append("up %s" % _duration(c["uptime_seconds"]))
+        if c.get("active_calls") is not None:
+            parts.append("%s active call(s)" % c["active_calls"])
+        parts.append("ready" if c.get("ready") else "NOT ready")
+        return ", ".join(parts)
+    if name == "celery":
+        queues = " ".join("%s=%s" % (q, n) for q, n in sorted((c.get("queues") or {}).items()))
+        return "%s worker(s)%s" % (c.get("workers_online", 0), (", " + queues) if queues else "")
+    if name == "redis":
+        limit = _bytes(c["maxmemory"]) if c.get("maxmemory") else "no limit"
+        return "mem %s / %s, frag %s, %s clients, %s" % (
+            _bytes(c.get("used_memory")), limit, c.get("mem_fragmentation_ratio"), c.get("connected_clients"),
+            c.get("role"))
+    if name == "postgres":
+        if c.get("connections") is None:
+            return ""
+        return "%s/%s connections, db %s, v%s" % (
+            c["connections"], c.get("max_connections"), _bytes(c.get("database_size")), c.get("server_version"))
+    if name == "backup":
+        if not c.get("path"):
+            return ""
+        verified = {True: "verified ok", False: "verification FAILED", None: "not verified"}[c.get("verified")]
+        return "%s %s, %s old, %s" % (c["path"].rsplit("/", 1)[-1], _bytes(c.get("size")),
+                                      _duration(c.get("age_seconds")), verified)
+    if name == "flower":
+        return "%s%s" % (c.get("url", ""), ", auth on" if c.get("auth") else "")
+    return ""
+
+
+def status_table(result):
+    """Lines of a table: component, status, key figures, reason; then the overall status."""
+    if not isinstance(result, dict) or "components" not in result:
+        raise TypeError("status_table expects the registered result of callcenter.ops.system_status")
+    comps = result["components"]
+    names = [n for n in ORDER if n in comps] + sorted(n for n in comps if n not in ORDER)
+    rows = [("COMPONENT", "STATUS", "FIGURES", "REASON")]
+    for n in names:
+        c = comps[n]
+        rows.append((n, str(c.get("status", "?")).upper(), figures(n, c), c.get("reason") or ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = []
+    for r in rows:
+        lines.append(("%-*s  %-*s  %-*s  %s" % (widths[0], r[0], widths[1], r[1], widths[2], r[2], r[3])).rstrip())
+    lines.append("overall: %s (generated %s, %.2fs)" % (str(result.get("status", "?")).upper(),
+                                                        result.get("generated_at", "?"), result.get("duration") or 0))
+    return lines
+
+
+def status_figures(comp, name):
+    """The key figures of one component of a system_status result."""
+    return figures(name, comp or {})
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"status_table": status_table, "status_figures": status_figures}

@@ -1,0 +1,453 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, callcenter.ops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: system_status
+short_description: One status view of the call-center platform
+version_added: "0.1.0"
+description:
+  - Reads each part of the platform itself, all at the same time and each under its own
+    timeout. The application gives its version, uptime, active calls and readiness; Celery
+    gives workers and queue depths; Redis its memory, clients and role; PostgreSQL its
+    connections against C(max_connections), database size and version. The backups give the
+    newest file, its age and its last verification; Flower whether it is reachable.
+  - Each component gets C(ok), C(degraded) or C(down) with a reason; the overall status is the
+    worst. A component that is down never hides the others.
+  - Only the components whose options are given are read.
+  - Read-only. Fails only when O(fail_on) says so.
+author:
+  - callcenter.ops maintainers (@callcenter-ops)
+extends_documentation_fragment:
+  - callcenter.ops.app_api
+attributes:
+  check_mode:
+    support: full
+    description: Read-only; runs as usual.
+  diff_mode:
+    support: none
+    description: No diff is produced.
+options:
+  timeout:
+    description:
+      - Seconds each component gets. A component that has not answered by then is C(down).
+    type: float
+    default: 3
+  component_timeouts:
+    description:
+      - Per-component timeouts overriding O(timeout), for example C(postgres=5) as a dict.
+      - Keys are app, celery, redis, postgres, backup, flower.
+    type: dict
+    default: {}
+  broker_url:
+    description:
+      - Celery's Redis broker; enables the C(celery) and C(redis) components.
+      - If not set, the C(CELERY_BROKER_URL) environment variable is used.
+    type: str
+  broker_password:
+    description:
+      - Redis password, instead of one inside O(broker_url).
+    type: str
+  expected_workers:
+    description:
+      - Celery workers that should answer (a count or node names). Fewer is C(degraded), none C(down).
+    type: raw
+  queues:
+    description:
+      - Celery queues whose depth is shown.
+    type: list
+    elements: str
+    default: [quality, stats]
+  max_queue_length:
+    description:
+      - A queue longer than this makes C(celery) degraded.
+    type: int
+    default: 500
+  redis_memory_ratio_degraded:
+    description:
+      - C(used_memory / maxmemory) above which C(redis) is degraded.
+    type: float
+    default: 0.9
+  pg_host:
+    description:
+      - PostgreSQL host; enables the C(postgres) component.
+    type: str
+  pg_port:
+    description:
+      - PostgreSQL port.
+    type: int
+    default: 5432
+  pg_user:
+    description:
+      - PostgreSQL user (any user may read pg_stat_activity counts).
+    type: str
+    default: postgres
+  pg_password:
+    description:
+      - PostgreSQL password. If not set, the C(PGPASSWORD) environment variable is used.
+    type: str
+  pg_database:
+    description:
+      - Database whose size is shown.
+    type: str
+    default: postgres
+  pg_connections_ratio_degraded:
+    description:
+      - Client connections over C(max_connections) above which C(postgres) is degraded.
+    type: float
+    default: 0.8
+  backup_dir:
+    description:
+      - Directory of the backups; enables the C(backup) component.
+    type: path
+  backup_pattern:
+    description:
+      - Glob of the backup files.
+    type: str
+    default: "*.dump.gz"
+  backup_max_age:
+    description:
+      - Older than this (seconds, or with a unit as V(26h)) makes C(backup) degraded.
+    type: str
+    default: 26h
+  backup_metrics_file:
+    description:
+      - The metrics file M(callcenter.ops.backup_verify) or its role writes; its last result
+        is shown, and a failed verification makes C(backup) degraded.
+    type: path
+  flower_url:
+    description:
+      - Flower's URL; enables the C(flower) component (reachable when it answers 200 or 401).
+    type: str
+  fail_on:
+    description:
+      - Fail the task when the overall status is at least this bad.
+    type: str
+    choices: [down, degraded, never]
+    default: never
+requirements:
+  - redis (redis-py) and celery for the celery and redis components
+  - psycopg 3 for the postgres component
+seealso:
+  - module: callcenter.ops.celery_health
+  - module: callcenter.ops.backup_verify
+  - module: callcenter.ops.config_reload
+'''
+
+EXAMPLES = r'''
+- name: Status of the whole platform
+  callcenter.ops.system_status:
+    app_url: https://app1.internal:8443
+    app_token: "{{ vault_admin_token }}"
+    broker_url: "redis://:{{ vault_redis_password }}@127.0.0.1:6379/0"
+    expected_workers: 2
+    pg_host: 127.0.0.1
+    pg_password: "{{ vault_pg_password }}"
+    pg_database: callcenter
+    backup_dir: /var/backups/callcenter
+    backup_metrics_file: /var/lib/prometheus/node-exporter/callcenter_backup.prom
+    flower_url: http://127.0.0.1:5555/
+  register: status
+
+- name: Print it as a table
+  ansible.builtin.debug:
+    msg: "{{ status | callcenter.ops.status_table }}"
+'''
+
+RETURN = r'''
+status:
+  description: The worst status of all components (ok, degraded or down).
+  returned: always
+  type: str
+  sample: degraded
+components:
+  description: Per component, its status, reason, figures and how long it took.
+  returned: always
+  type: dict
+  sample: {"redis": {"status": "ok", "reason": "", "used_memory": 1048576, "maxmemory": 0,
+           "mem_fragmentation_ratio": 1.2, "connected_clients": 5, "role": "master", "duration": 0.002}}
+problems:
+  description: One sentence per component that is not ok.
+  returned: always
+  type: list
+  elements: str
+  sample: ["postgres down: 127.0.0.1:5432 rejected the password for user postgres"]
+generated_at:
+  description: When the status was collected (UTC, ISO 8601).
+  returned: always
+  type: str
+  sample: "2026-11-25T13:00:00+00:00"
+duration:
+  description: Seconds the whole collection took.
+  returned: always
+  type: float
+  sample: 0.35
+'''
+
+import datetime
+import math
+import re
+import time
+
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.callcenter.ops.plugins.module_utils import app_api
+from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
+from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
+from ansible_collections.callcenter.ops.plugins.module_utils import status as st
+
+COMPONENTS = ("app", "celery", "redis", "postgres", "backup", "flower")
+
+
+def probe_app(p, timeout):
+    client = app_api.AppClient(p["app_url"], p["app_token"], timeout, p["validate_certs"], p["ca_path"])
+    try:
+        ready, body = client.ready()
+    except app_api.AppError as e:
+        return st.component(st.DOWN, str(e))
+    data = dict(ready=ready, checks=body.get("checks"))
+    if not ready:
+        return st.component(st.DOWN, "not ready: %s" % (body.get("checks") or body.get("status")), **data)
+    if not p["app_token"]:
+        return st.component(st.OK, "ready (no app_token: version and calls not read)", **data)
+    try:
+        info = client.system_status()
+    except app_api.AppError as e:
+        return st.component(st.DEGRADED, "ready, but the status endpoint failed: %s" % e, **data)
+    data.update(version=info.get("version"), uptime_seconds=info.get("uptime_seconds"),
+                active_calls=info.get("active_calls"))
+    return st.component(st.OK, "", **data)
+
+
+def probe_redis(url, timeout, p):
+    try:
+        client = rc.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
+        info = client.info()
+    except rc.BrokerError as e:
+        return st.component(st.DOWN, str(e))
+    except rc.redis.RedisError as e:
+        return st.component(st.DOWN, rc.describe_error(e, url, timeout))
+    used, maxmem = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    data = dict(used_memory=used, used_memory_human=info.get("used_memory_human"), maxmemory=maxmem,
+                mem_fragmentation_ratio=info.get("mem_fragmentation_ratio"),
+                connected_clients=info.get("connected_clients"), role=info.get("role"),
+                redis_version=info.get("redis_version"))
+    if maxmem and used / float(maxmem) > p["redis_memory_ratio_degraded"]:
+        return st.component(st.DEGRADED, "memory %.0f %% of maxmemory" % (100.0 * used / maxmem), **data)
+    return st.component(st.OK, "", **data)
+
+
+def probe_celery(url, timeout, p, expected):
+    try:
+        client = rc.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
+        depths = cc.queue_depths(client, p["queues"])
+    except rc.BrokerError as e:
+        return st.component(st.DOWN, "broker: %s" % e)
+    probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
+    try:
+        online = probe.ping(expected)
+    except rc.BrokerError as e:
+        return st.component(st.DOWN, str(e))
+    finally:
+        probe.close()
+    queues = dict((q, d["waiting"]) for q, d in depths.items())
+    data = dict(workers_online=len(online), workers=online, queues=queues)
+    if not online:
+        return st.component(st.DOWN, "no Celery worker answered ping", **data)
+    reasons = cc.health_problems(online, expected=expected, queues=queues, max_queue_length=p["max_queue_length"])
+    if reasons:
+        return st.component(st.DEGRADED, "; ".join(reasons), **data)
+    return st.component(st.OK, "", **data)
+
+
+def probe_postgres(p, timeout):
+    try:
+        import psycopg
+    except ImportError:
+        return st.component(st.DOWN, missing_required_lib("psycopg"))
+    where = "%s:%s" % (p["pg_host"], p["pg_port"])
+    dsn_safe = "host=%s port=%s dbname=%s user=%s" % (p["pg_host"], p["pg_port"], p["pg_database"], p["pg_user"])
+    try:
+        conn = psycopg.connect(host=p["pg_host"], port=p["pg_port"], user=p["pg_user"], password=p["pg_password"],
+                               dbname=p["pg_database"], connect_timeout=max(1, int(math.ceil(timeout))),
+                               options="-c statement_timeout=%d" % int(timeout * 1000), application_name="callcenter.ops")
+    except psycopg.OperationalError as e:
+        text = str(e)
+        if p["pg_password"]:
+            text = text.replace(p["pg_password"], "***")
+        low = text.lower()
+        if "password authentication failed" in low:
+            reason = "%s rejected the password for user %s" % (where, p["pg_user"])
+        elif "refused" in low:
+            reason = "%s refused the connection (is PostgreSQL running?)" % where
+        elif "timeout" in low:
+            reason = "%s did not answer within %ss" % (where, timeout)
+        elif "does not exist" in low:
+            reason = "%s: %s" % (where, text.strip().splitlines()[-1])
+        else:
+            reason = "%s: %s" % (where, text.strip().splitlines()[-1] if text.strip() else type(e).__name__)
+        return st.component(st.DOWN, reason, dsn=dsn_safe)
+    try:
+        with conn:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
+                " current_setting('max_connections')::int, pg_database_size(current_database()),"
+                " current_setting('server_version')").fetchone()
+    except psycopg.Error as e:
+        return st.component(st.DOWN, "%s: query failed (%s)" % (where, str(e).strip().splitlines()[0]), dsn=dsn_safe)
+    connections, max_conn, size, version = row
+    data = dict(dsn=dsn_safe, connections=connections, max_connections=max_conn, database_size=size,
+                server_version=version)
+    if connections > p["pg_connections_ratio_degraded"] * max_conn:
+        return st.component(st.DEGRADED, "%d of %d connections in use" % (connections, max_conn), **data)
+    return st.component(st.OK, "", **data)
+
+
+def read_backup_metrics(path):
+    """The last verification result from backup_verify's textfile: (success, last_run_epoch)."""
+    success = last = None
+    with open(path) as fh:
+        for line in fh:
+            m = re.match(r"^callcenter_backup_(verify_success|verify_last_run_timestamp_seconds)\{[^}]*\}\s+(\S+)", line)
+            if m:
+                value = float(m.group(2))
+                if m.group(1) == "verify_success":
+                    success = value == 1
+                else:
+                    last = value
+    return success, last
+
+
+def probe_backup(p, max_age):
+    try:
+        newest = bk.find_backup(p["backup_dir"], p["backup_pattern"])
+        facts = bk.file_facts(newest)
+    except bk.BackupError as e:
+        return st.component(st.DOWN, str(e))
+    data = dict(path=newest, size=facts["size"], mtime=facts["mtime"], age_seconds=facts["age_seconds"],
+                verified=None, verified_at=None)
+    reasons = []
+    if p["backup_metrics_file"]:
+        try:
+            success, last = read_backup_metrics(p["backup_metrics_file"])
+            data["verified"] = success
+            if last:
+                data["verified_at"] = datetime.datetime.fromtimestamp(last, datetime.timezone.utc).isoformat()
+            if success is False:
+                reasons.append("last verification FAILED")
+            elif success is None:
+                reasons.append("no verification result in %s" % p["backup_metrics_file"])
+        except OSError as e:
+            reasons.append("verification metrics unreadable (%s)" % (e.strerror or e))
+    if facts["age_seconds"] > max_age:
+        reasons.append("newest backup is %.1fh old" % (facts["age_seconds"] / 3600.0))
+    if reasons:
+        return st.component(st.DEGRADED, "; ".join(reasons), **data)
+    return st.component(st.OK, "", **data)
+
+
+def probe_flower(p, timeout):
+    client = app_api.AppClient(p["flower_url"], None, timeout, p["validate_certs"], p["ca_path"])
+    try:
+        status, _raw = client._request("GET", "", auth=False)
+    except app_api.AppError as e:
+        return st.component(st.DOWN, str(e), url=p["flower_url"])
+    if status in (200, 401):
+        return st.component(st.OK, "" if status == 401 else "reachable WITHOUT auth", url=p["flower_url"],
+                            http_status=status, auth=status == 401)
+    return st.component(st.DOWN, "answered HTTP %d" % status, url=p["flower_url"], http_status=status)
+
+
+def main():
+    argument_spec = app_api.app_argument_spec()
+    argument_spec.update(
+        timeout=dict(type="float", default=3),
+        component_timeouts=dict(type="dict", default={}),
+        broker_url=dict(type="str", fallback=(env_fallback, ["CELERY_BROKER_URL"])),
+        broker_password=dict(type="str", no_log=True),
+        expected_workers=dict(type="raw"),
+        queues=dict(type="list", elements="str", default=["quality", "stats"]),
+        max_queue_length=dict(type="int", default=500),
+        redis_memory_ratio_degraded=dict(type="float", default=0.9),
+        pg_host=dict(type="str"),
+        pg_port=dict(type="int", default=5432),
+        pg_user=dict(type="str", default="postgres"),
+        pg_password=dict(type="str", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
+        pg_database=dict(type="str", default="postgres"),
+        pg_connections_ratio_degraded=dict(type="float", default=0.8),
+        backup_dir=dict(type="path"),
+        backup_pattern=dict(type="str", default="*.dump.gz"),
+        backup_max_age=dict(type="str", default="26h"),
+        backup_metrics_file=dict(type="path"),
+        flower_url=dict(type="str"),
+        fail_on=dict(type="str", choices=["down", "degraded", "never"], default="never"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    p = module.params
+    started = time.monotonic()
+    if p["timeout"] <= 0:
+        module.fail_json(msg="timeout must be greater than 0 seconds (got %s)" % p["timeout"])
+    unknown = sorted(set(p["component_timeouts"]) - set(COMPONENTS))
+    if unknown:
+        module.fail_json(msg="component_timeouts has unknown component(s) %s (known: %s)"
+                             % (", ".join(unknown), ", ".join(COMPONENTS)))
+    timeouts = {}
+    for name in COMPONENTS:
+        try:
+            timeouts[name] = float(p["component_timeouts"].get(name, p["timeout"]))
+        except (TypeError, ValueError):
+            module.fail_json(msg="component_timeouts.%s must be a number of seconds" % name)
+        if timeouts[name] <= 0:
+            module.fail_json(msg="component_timeouts.%s must be greater than 0" % name)
+    try:
+        expected = cc.normalize_expected(p["expected_workers"])
+        max_age = bk.parse_quantity(p["backup_max_age"], bk.AGE_UNITS, "backup_max_age")
+    except ValueError as e:
+        module.fail_json(msg=str(e))
+
+    probes = {}
+    if p["app_url"]:
+        probes["app"] = lambda: probe_app(p, timeouts["app"])
+    if p["broker_url"]:
+        if not rc.HAS_REDIS:
+            module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
+        try:
+            url = rc.BrokerURL(p["broker_url"], p["broker_password"])
+        except rc.BrokerError as e:
+            module.fail_json(msg=str(e))
+        for secret in url.secrets():
+            module.no_log_values.add(secret)
+        probes["redis"] = lambda: probe_redis(url, timeouts["redis"], p)
+        probes["celery"] = lambda: probe_celery(url, timeouts["celery"], p, expected)
+    if p["pg_host"]:
+        probes["postgres"] = lambda: probe_postgres(p, timeouts["postgres"])
+    if p["backup_dir"]:
+        probes["backup"] = lambda: probe_backup(p, max_age)
+    if p["flower_url"]:
+        probes["flower"] = lambda: probe_flower(p, timeouts["flower"])
+    if not probes:
+        module.fail_json(msg="nothing to check: give at least one of app_url, broker_url, pg_host, backup_dir, "
+                             "flower_url")
+
+    components = st.collect(probes, timeouts)
+    overall = st.worst(c["status"] for c in components.values())
+    problems = ["%s %s: %s" % (name, c["status"], c["reason"]) for name, c in sorted(components.items())
+                if c["status"] != st.OK]
+    result = dict(changed=False, status=overall, components=components, problems=problems,
+                  generated_at=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
+                  duration=round(time.monotonic() - started, 3))
+    result["msg"] = "platform %s%s" % (overall, (": " + "; ".join(problems)) if problems else "")
+    bad = {"down": [st.DOWN], "degraded": [st.DOWN, st.DEGRADED], "never": []}[p["fail_on"]]
+    if overall in bad:
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Benchmark: system_status collects its components at the same time.
+
+One run, one real stack (Redis, 2 Celery workers, PostgreSQL, a verified backup, Flower, the
+application stand-in). Each component alone, then all together, several times; compares the
+module's own `duration` (collection time, without Ansible's start-up) of all against the
+slowest single component. Then one component blackholed at timeout T. Prints ratios."""
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from conftest import BIN, CeleryCluster, FlowerServer, PostgresCluster, RedisServer  # noqa: E402
+from fake_app import ADMIN_TOKEN, FakeApp  # noqa: E402
+
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+T = 1.0
+
+
+def module(args, home):
+    tree = Path(tempfile.mkdtemp(dir=home))
+    env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
+               ANSIBLE_CALLBACK_TREE_DIR=str(tree), ANSIBLE_HOME=str(home), ANSIBLE_LOCALHOST_WARNING="false",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, CALLCENTER_ADMIN_TOKEN=ADMIN_TOKEN,
+               PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    subprocess.run([str(BIN / "ansible"), "localhost", "-m", "callcenter.ops.system_status", "-a", json.dumps(args)],
+                   env=env, capture_output=True, check=False)
+    result = json.loads((tree / "localhost").read_text())
+    shutil.rmtree(tree, ignore_errors=True)
+    return result
+
+
+def main():
+    work = Path(tempfile.mkdtemp(prefix="ccops-bench-status-"))
+    home = work / "home"
+    home.mkdir()
+    redis = RedisServer(work / "redis", password="bench-Pa55").start()
+    cluster = CeleryCluster(redis.url, work / "celery")
+    pg = PostgresCluster().start()
+    app = FakeApp().start()
+    flower = None
+    lst = socket.socket()
+    try:
+        cluster.start_workers(["w1", "w2"])
+        flower = FlowerServer(redis.url, work).start()
+        backups = work / "backups"
+        backups.mkdir()
+        subprocess.run(["/usr/lib/postgresql/15/bin/pg_dump", "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres",
+                        "-Fc", "-f", str(backups / "db.dump.gz"), "postgres"],
+                       env=dict(os.environ, PGPASSWORD=pg.password), check=True)
+        parts = {
+            "app": dict(app_url=app.url),
+            "celery+redis": dict(broker_url=redis.url, expected_workers=2),
+            "postgres": dict(pg_host="127.0.0.1", pg_port=pg.port, pg_password=pg.password),
+            "backup": dict(backup_dir=str(backups)),
+            "flower": dict(flower_url=flower.url),
+        }
+        everything = {}
+        for a in parts.values():
+            everything.update(a)
+        alone = dict((k, []) for k in parts)
+        together = []
+        for _run in range(RUNS + 1):  # the first round warms caches and is dropped
+            for name, a in parts.items():
+                alone[name].append(module(a, home)["duration"])
+            together.append(module(everything, home)["duration"])
+        med = dict((k, statistics.median(v[1:])) for k, v in alone.items())
+        all_med = statistics.median(together[1:])
+        slowest = max(med.values())
+        print("system_status benchmark: %d runs, medians of the module's own collection time" % RUNS)
+        for name, v in sorted(med.items(), key=lambda kv: -kv[1]):
+            print("  %-14s alone  %6.3f s" % (name, v))
+        print("  all together         %6.3f s" % all_med)
+        print("  ratio all / slowest single component: %.2fx  (target <= 1.2x)" % (all_med / slowest))
+        print("  ratio all / sum of the components:    %.2fx  (1.0x would be one after another)"
+              % (all_med / sum(med.values())))
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(16)
+        hole = dict(everything, app_url="http://127.0.0.1:%d" % lst.getsockname()[1], timeout=5,
+                    component_timeouts={"app": T})
+        holes = [module(hole, home) for _run in range(3)]
+        worst = max(r["duration"] for r in holes)
+        assert all(r["components"]["app"]["status"] == "down" for r in holes)
+        print("  app blackholed at T=%.1fs: total %.3f s (worst of 3) = T + %.3f s  (target <= T + 0.5 s)"
+              % (T, worst, worst - T))
+    finally:
+        lst.close()
+        if flower:
+            flower.stop()
+        app.stop()
+        cluster.stop()
+        redis.stop()
+        pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

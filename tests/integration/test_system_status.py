@@ -1,0 +1,197 @@
+"""system_status against real Redis, Celery workers, PostgreSQL, Flower, backups, and the
+application stand-in; faults in one component never hide the others."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from fake_app import ADMIN_TOKEN
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def platform(redis_server, celery_factory, postgres, dumps, fake_app, flower_factory, tmp_path):
+    """Everything up: 2 workers, PostgreSQL, a verified backup, Flower, the app."""
+    celery_factory(redis_server.url).start_workers(["w1", "w2"])
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    shutil.copy(dumps / "callcenter-2026-11-25.dump.gz", backups)
+    metrics = tmp_path / "backup.prom"
+    return dict(redis=redis_server, postgres=postgres, backups=backups, metrics=metrics, app=fake_app(),
+                flower=flower_factory(redis_server.url))
+
+
+def args_for(p, **over):
+    a = dict(app_url=p["app"].url, broker_url=p["redis"].url, expected_workers=2, pg_host="127.0.0.1",
+             pg_port=p["postgres"].port, pg_password=p["postgres"].password, backup_dir=str(p["backups"]),
+             backup_metrics_file=str(p["metrics"]), flower_url=p["flower"].url, timeout=3)
+    a.update(over)
+    return a
+
+
+def verify_backups(ansible, p):
+    r = ansible.module("backup_verify", dict(path=str(p["backups"]), metrics_file=str(p["metrics"])))
+    assert r.rc == 0, r
+
+
+def status(ansible, p, **over):
+    return ansible.module("system_status", args_for(p, **over), env={"CALLCENTER_ADMIN_TOKEN": ADMIN_TOKEN})
+
+
+def test_everything_up_is_ok_with_every_figure(ansible, platform):
+    verify_backups(ansible, platform)
+    r = status(ansible, platform)
+    assert r.rc == 0, r
+    assert r["status"] == "ok", r["problems"]
+    c = r["components"]
+    assert set(c) == {"app", "celery", "redis", "postgres", "backup", "flower"}
+    assert c["app"]["version"] == "1.8.2" and c["app"]["active_calls"] == 3 and c["app"]["uptime_seconds"] > 80000
+    assert c["celery"]["workers_online"] == 2 and c["celery"]["queues"] == {"quality": 0, "stats": 0}
+    assert c["redis"]["role"] == "master" and c["redis"]["used_memory"] > 0
+    assert c["postgres"]["max_connections"] == 100 and c["postgres"]["connections"] >= 1
+    assert c["postgres"]["server_version"].startswith("15")
+    assert c["backup"]["verified"] is True and c["backup"]["path"].endswith("callcenter-2026-11-25.dump.gz")
+    assert c["flower"]["auth"] is True
+    for secret in (platform["redis"].password, platform["postgres"].password, ADMIN_TOKEN):
+        assert secret not in r.output and secret not in json.dumps(r.result)
+    assert "password" not in c["postgres"]["dsn"]
+
+
+def test_redis_down_is_reported_and_the_others_still_shown(ansible, platform):
+    platform["redis"].stop()
+    r = status(ansible, platform, timeout=2)
+    assert r.rc == 0, r
+    c = r["components"]
+    assert r["status"] == "down"
+    assert c["redis"]["status"] == "down" and "refused the connection" in c["redis"]["reason"]
+    assert c["celery"]["status"] == "down"
+    assert c["postgres"]["status"] == "ok" and c["app"]["status"] == "ok"
+    assert "redis down" in r["msg"]
+
+
+def test_postgres_wrong_password(ansible, platform):
+    r = status(ansible, platform, pg_password="Wrong-Pg-Pass-42")
+    assert r.rc == 0
+    pg = r["components"]["postgres"]
+    assert pg["status"] == "down" and "rejected the password for user postgres" in pg["reason"], pg
+    assert "Wrong-Pg-Pass-42" not in r.output
+    assert r["components"]["redis"]["status"] == "ok"
+
+
+def test_postgres_down(ansible, platform, blackhole):
+    from conftest import free_port
+    r = status(ansible, platform, pg_port=free_port())
+    pg = r["components"]["postgres"]
+    assert pg["status"] == "down" and "refused the connection" in pg["reason"], pg
+
+
+def test_backup_dir_missing_and_failed_verification(ansible, platform, tmp_path):
+    r = status(ansible, platform, backup_dir=str(tmp_path / "nope"))
+    assert r["components"]["backup"]["status"] == "down" and "does not exist" in r["components"]["backup"]["reason"]
+    (platform["backups"] / "callcenter-2026-11-26.dump.gz").write_bytes(b"broken")
+    ansible.module("backup_verify", dict(path=str(platform["backups"]), metrics_file=str(platform["metrics"]),
+                                         fail_on_invalid=False))
+    r = status(ansible, platform)
+    b = r["components"]["backup"]
+    assert b["status"] == "degraded" and "last verification FAILED" in b["reason"], b
+
+
+def test_app_wrong_token_and_app_down(ansible, platform):
+    r = ansible.module("system_status", args_for(platform), env={"CALLCENTER_ADMIN_TOKEN": "bad-token-xyz"})
+    a = r["components"]["app"]
+    assert a["status"] == "degraded" and "401" in a["reason"], a
+    platform["app"].stop()
+    r = status(ansible, platform)
+    assert r["components"]["app"]["status"] == "down"
+    assert r["components"]["celery"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("component", ["app", "postgres", "redis"])
+def test_blackholed_component_costs_only_its_own_timeout(ansible, platform, blackhole, component):
+    over = {"app": dict(app_url="http://127.0.0.1:%d" % blackhole),
+            "postgres": dict(pg_port=blackhole),
+            "redis": dict(broker_url="redis://127.0.0.1:%d/0" % blackhole)}[component]
+    # the celery component reads the same broker, so it shares redis's timeout
+    timeouts = {"redis": 1, "celery": 1} if component == "redis" else {component: 1}
+    r = status(ansible, platform, timeout=5, component_timeouts=timeouts, **over)
+    assert r.rc == 0, r
+    assert r["components"][component]["status"] == "down", r["components"][component]
+    assert r["duration"] < 1 + 0.5, (r["duration"], r["components"])
+    for name in ("flower", "postgres", "app", "redis"):
+        if name != component:
+            assert r["components"][name]["status"] == "ok", (name, r["components"][name])
+
+
+def test_fail_on_down(ansible, platform):
+    platform["app"].stop()
+    r = status(ansible, platform, fail_on="down")
+    assert r.rc != 0 and "app down" in r["msg"], r
+    assert r["components"]["postgres"]["status"] == "ok"
+
+
+def test_nothing_to_check(ansible):
+    r = ansible.module("system_status", dict(broker_url=None))
+    assert r.rc != 0 and "nothing to check" in r["msg"], r
+
+
+def test_playbook_table_and_html_page_in_chromium(ansible, platform, tmp_path):
+    verify_backups(ansible, platform)
+    platform["app"].stop()  # one component down
+    page = tmp_path / "status.html"
+    extra = {
+        "system_status_app_url": platform["app"].url, "system_status_broker_url": platform["redis"].url,
+        "system_status_expected_workers": 2, "system_status_pg_host": "127.0.0.1",
+        "system_status_pg_port": platform["postgres"].port, "system_status_pg_password": platform["postgres"].password,
+        "system_status_backup_dir": str(platform["backups"]), "system_status_backup_metrics_file": str(platform["metrics"]),
+        "system_status_flower_url": platform["flower"].url, "system_status_html_path": str(page),
+        "system_status_grafana_url": "https://grafana.example/d/voice", "system_status_prometheus_url": "https://prom.example",
+    }
+    r = ansible.playbook("callcenter.ops.system_status", extra_vars=extra)
+    assert r.rc == 0, r
+    assert "COMPONENT" in r.output and "overall: DOWN" in r.output
+    assert platform["postgres"].password not in r.output and platform["redis"].password not in r.output
+    html = page.read_text()
+    assert platform["postgres"].password not in html and platform["redis"].password not in html
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.skip("chromium not installed")
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--user-data-dir=%s" % (tmp_path / "chrome")]
+    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60,
+                         check=False).stdout
+    from html.parser import HTMLParser
+
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cards, self.links, self.overall = {}, {}, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "section" and a.get("id", "").startswith("component-"):
+                self.cards[a["id"][10:]] = (a.get("data-status"), a.get("style", ""))
+            if tag == "a" and a.get("id", "").startswith("link-"):
+                self.links[a["id"][5:]] = a.get("href")
+            if a.get("id") == "overall":
+                self.overall = (a.get("data-status"), a.get("style", ""))
+
+    c = Collect()
+    c.feed(dom)
+    assert c.overall == ("down", "background: #c62828")
+    assert c.cards["app"] == ("down", "border-left-color: #c62828")
+    for name in ("celery", "redis", "postgres", "backup", "flower"):
+        assert c.cards[name] == ("ok", "border-left-color: #2e7d32"), name
+    assert c.links == {"grafana": "https://grafana.example/d/voice", "flower": platform["flower"].url,
+                       "prometheus": "https://prom.example"}
+    assert 'data-verified="true"' in dom and "callcenter.ops.config_reload" in dom
+    out = REPO / "tests" / "output" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    shot = out / "status_page.png"
+    subprocess.run(flags + ["--screenshot=%s" % shot, "--window-size=1280,1000", page.as_uri()],
+                   capture_output=True, timeout=60, check=False)
+    assert shot.exists() and shot.stat().st_size > 10000

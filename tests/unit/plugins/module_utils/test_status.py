@@ -1,0 +1,30 @@
+import time
+
+from ansible_collections.callcenter.ops.plugins.module_utils import status as st
+
+
+def test_worst_status_wins():
+    assert st.worst([]) == "ok"
+    assert st.worst(["ok", "degraded", "ok"]) == "degraded"
+    assert st.worst(["degraded", "down"]) == "down"
+    assert st.worst(["weird"]) == "down"
+
+
+def test_collect_runs_concurrently_and_abandons_a_hung_component():
+    def slow():
+        time.sleep(0.3)
+        return st.component("ok")
+
+    def hung():
+        time.sleep(30)
+
+    def broken():
+        raise RuntimeError("boom")
+
+    t0 = time.monotonic()
+    out = st.collect({"a": slow, "b": slow, "c": hung, "d": broken}, {"a": 1, "b": 1, "c": 0.5, "d": 1}, margin=0.1)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 0.9  # a and b overlapped; c cut at its own 0.5 s
+    assert out["a"]["status"] == "ok" and out["b"]["status"] == "ok"
+    assert out["c"] == {"status": "down", "reason": "no answer within 0.5s", "duration": out["c"]["duration"]}
+    assert out["d"]["status"] == "down" and "RuntimeError: boom" in out["d"]["reason"]
