@@ -24,7 +24,7 @@ broker_url() { echo "redis://:$(cat "$STACK/redis.pass")@127.0.0.1:$REDIS_PORT/0
 
 start_stack() {
     mkdir -p "$STACK"
-    chmod 700 "$STACK"
+    chmod 711 "$STACK"  # the postgres user must reach $STACK/pg; the secrets inside are 0600
     [ -s "$STACK/redis.pass" ] || (umask 077; "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))' > "$STACK/redis.pass")
     if ! pid_alive "$STACK/redis.pid"; then
         log "starting redis-server on 127.0.0.1:$REDIS_PORT"
@@ -45,7 +45,7 @@ start_stack() {
     if ! pid_alive "$STACK/flower.pid"; then
         log "starting Flower on 127.0.0.1:$FLOWER_PORT (user ops, password in $STACK/flower.pass)"
         [ -s "$STACK/flower.pass" ] || (umask 077; "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(18))' > "$STACK/flower.pass")
-        (cd "$STACK" && FLOWER_BASIC_AUTH="ops:$(cat "$STACK/flower.pass")" FLOWER_PORT="$FLOWER_PORT" FLOWER_ADDRESS=127.0.0.1 \
+        (cd "$STACK"; FLOWER_BASIC_AUTH="ops:$(cat "$STACK/flower.pass")" FLOWER_PORT="$FLOWER_PORT" FLOWER_ADDRESS=127.0.0.1 \
             nohup "$VENV/bin/celery" flower > "$STACK/flower.log" 2>&1 & echo $! > "$STACK/flower.pid")
     fi
     if ! pid_alive "$STACK/app.pid"; then
@@ -79,7 +79,7 @@ start_postgres() {
     if [ ! -d "$STACK/pg/data" ]; then
         log "creating a PostgreSQL 15 cluster in $STACK/pg"
         mkdir -p "$STACK/pg" && cp "$STACK/pg.pass" "$STACK/pg/pw"
-        [ "$(id -u)" = 0 ] && chown -R postgres "$STACK/pg" && chmod 711 "$STACK"
+        [ "$(id -u)" = 0 ] && chown -R postgres "$STACK/pg"
         "${as[@]}" "$PG_BIN/initdb" -D "$STACK/pg/data" -U postgres --auth=scram-sha-256 --pwfile "$STACK/pg/pw" \
             -E UTF8 --locale=C >/dev/null
     fi
