@@ -67,17 +67,21 @@ def main():
             everything.update(a)
         alone = dict((k, []) for k in parts)
         together = []
+        imports = []
         for _run in range(RUNS + 1):  # the first round warms caches and is dropped
             for name, a in parts.items():
-                alone[name].append(module(a, home)["duration"])
-            together.append(module(everything, home)["duration"])
+                alone[name].append(module(a, home)["collect_duration"])
+            res = module(everything, home)
+            together.append(res["collect_duration"])
+            imports.append(res["import_duration"])
         med = dict((k, statistics.median(v[1:])) for k, v in alone.items())
         all_med = statistics.median(together[1:])
         slowest = max(med.values())
-        print("system_status benchmark: %d runs, medians of the module's own collection time" % RUNS)
+        print("system_status benchmark: %d runs, medians of the module's collection time (collect_duration)" % RUNS)
         for name, v in sorted(med.items(), key=lambda kv: -kv[1]):
             print("  %-14s alone  %6.3f s" % (name, v))
-        print("  all together         %6.3f s" % all_med)
+        print("  all together         %6.3f s  (plus %.3f s importing celery/psycopg once, before)"
+              % (all_med, statistics.median(imports[1:])))
         print("  ratio all / slowest single component: %.2fx  (target <= 1.2x)" % (all_med / slowest))
         print("  ratio all / sum of the components:    %.2fx  (1.0x would be one after another)"
               % (all_med / sum(med.values())))
@@ -86,10 +90,11 @@ def main():
         hole = dict(everything, app_url="http://127.0.0.1:%d" % lst.getsockname()[1], timeout=5,
                     component_timeouts={"app": T})
         holes = [module(hole, home) for _run in range(3)]
-        worst = max(r["duration"] for r in holes)
+        worst = max(r["collect_duration"] for r in holes)
+        worst_total = max(r["duration"] for r in holes)
         assert all(r["components"]["app"]["status"] == "down" for r in holes)
-        print("  app blackholed at T=%.1fs: total %.3f s (worst of 3) = T + %.3f s  (target <= T + 0.5 s)"
-              % (T, worst, worst - T))
+        print("  app blackholed at T=%.1fs: components %.3f s (worst of 3) = T + %.3f s  (target <= T + 0.5 s);"
+              " whole module %.3f s" % (T, worst, worst - T, worst_total))
     finally:
         lst.close()
         if flower:
