@@ -7,15 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-
-def _size(n):
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return "%.1f %s" % (n, unit) if unit != "B" else "%d B" % n
-        n /= 1024.0
-    return "%d B" % n
+from ansible_collections.callcenter.ops.plugins.module_utils.fmt import size as _size
 
 
 def backup_summary(result):

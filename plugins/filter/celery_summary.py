@@ -7,18 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-
-def _age(seconds):
-    if seconds is None:
-        return "never"
-    seconds = int(seconds)
-    if seconds < 120:
-        return "%ds ago" % seconds
-    if seconds < 7200:
-        return "%dm ago" % (seconds // 60)
-    if seconds < 172800:
-        return "%.1fh ago" % (seconds / 3600.0)
-    return "%.1fd ago" % (seconds / 86400.0)
+from ansible_collections.callcenter.ops.plugins.module_utils.fmt import duration
 
 
 def celery_summary(result):
@@ -43,9 +32,9 @@ def celery_summary(result):
         unknown = "  [not declared by any worker]" if d.get("exists") is False else ""
         lines.append("  queue  %-*s  waiting %d%s%s" % (q_w, q, queues[q], extra, unknown))
     for name, e in sorted((result.get("beat") or {}).items()):
-        lines.append("  beat   %s  last run %s (%s, %d runs)" % (name, e.get("last_run_at") or "-",
-                                                                 _age(e.get("age_seconds")),
-                                                                 e.get("total_run_count", 0)))
+        age = "never" if e.get("age_seconds") is None else duration(e["age_seconds"]) + " ago"
+        lines.append("  beat   %s  last run %s (%s, %d runs)"
+                     % (name, e.get("last_run_at") or "-", age, e.get("total_run_count", 0)))
     for p in result.get("problems") or []:
         lines.append("  PROBLEM: %s" % p)
     return lines

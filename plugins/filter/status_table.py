@@ -7,30 +7,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.callcenter.ops.plugins.module_utils.fmt import duration as _duration, size as _bytes
+
 ORDER = ("app", "celery", "redis", "postgres", "backup", "flower")
-
-
-def _bytes(n):
-    if n is None:
-        return "?"
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return ("%d %s" % (n, unit)) if unit == "B" else ("%.1f %s" % (n, unit))
-        n /= 1024.0
-
-
-def _duration(seconds):
-    if seconds is None:
-        return "?"
-    seconds = float(seconds)
-    if seconds < 120:
-        return "%ds" % seconds
-    if seconds < 7200:
-        return "%dm" % (seconds // 60)
-    if seconds < 172800:
-        return "%.1fh" % (seconds / 3600)
-    return "%.1fd" % (seconds / 86400)
 
 
 def figures(name, c):

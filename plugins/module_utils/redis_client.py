@@ -162,3 +162,15 @@ def open_checked(url, timeout, validate_certs=True, ca_path=None):
     except OSError as e:
         raise BrokerError(describe_error(e, url, timeout))
     return client
+
+
+def broker_from_params(module, url_key="broker_url", password_key="broker_password"):
+    """The BrokerURL of a module's parameters; fails the module with a clear message when the
+    URL is unusable, and makes sure its password is masked in every output."""
+    try:
+        url = BrokerURL(module.params[url_key], module.params.get(password_key))
+    except BrokerError as e:
+        module.fail_json(msg=str(e))
+    for secret in url.secrets():
+        module.no_log_values.add(secret)
+    return url

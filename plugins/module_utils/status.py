@@ -46,6 +46,8 @@ def collect(probes, timeouts, margin=0.25):
         t0 = time.monotonic()
         try:
             res = probe()
+            if not isinstance(res, dict):
+                res = component(DOWN, "the check returned no result")
         except Exception as e:  # a probe's own bug must not hide the other components
             res = component(DOWN, "%s: %s" % (type(e).__name__, e))
         res["duration"] = round(time.monotonic() - t0, 3)

@@ -286,12 +286,7 @@ def main():
         expected = cc.normalize_expected(p["expected_workers"])
     except ValueError as e:
         module.fail_json(msg=str(e))
-    try:
-        url = rc.BrokerURL(p["broker_url"], p["broker_password"])
-    except rc.BrokerError as e:
-        module.fail_json(msg=str(e))
-    for secret in url.secrets():
-        module.no_log_values.add(secret)
+    url = rc.broker_from_params(module)
 
     result = run_check(module, url, expected)
     result["healthy"] = not result["problems"]

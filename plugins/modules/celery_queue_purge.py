@@ -122,12 +122,7 @@ def main():
             queues.append(q)
     if not queues:
         module.fail_json(msg="queues is empty: name at least one queue to purge")
-    try:
-        url = rc.BrokerURL(p["broker_url"], p["broker_password"])
-    except rc.BrokerError as e:
-        module.fail_json(msg=str(e))
-    for secret in url.secrets():
-        module.no_log_values.add(secret)
+    url = rc.broker_from_params(module)
 
     result = dict(changed=False, purged={}, total=0, unknown_queues=[], broker=url.safe)
     try:

@@ -438,12 +438,7 @@ def main():
     if p["broker_url"]:
         if not rc.HAS_REDIS:
             module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
-        try:
-            url = rc.BrokerURL(p["broker_url"], p["broker_password"])
-        except rc.BrokerError as e:
-            module.fail_json(msg=str(e))
-        for secret in url.secrets():
-            module.no_log_values.add(secret)
+        url = rc.broker_from_params(module)
         probes["redis"] = lambda: probe_redis(url, timeouts["redis"], p)
         probes["celery"] = lambda: probe_celery(url, timeouts["celery"], p, expected)
     if p["pg_host"]:

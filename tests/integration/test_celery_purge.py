@@ -118,3 +118,64 @@ def test_status_playbook_fails_with_the_reason_when_a_worker_is_gone(ansible, re
     assert r.rc != 0
     assert "Celery UNHEALTHY" in r.output
     assert "expected worker(s) not answering: w2@harness" in r.output
+
+
+def _run_on_a_tty(ansible, extra, answer, timeout=30):
+    """Run the purge playbook the way a person does: stdin and stdout on a terminal."""
+    import json
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+    master, slave = pty.openpty()
+    cmd = [str(ansible.env["PATH"].split(":")[0] + "/ansible-playbook"), "-i", "localhost,", "-c", "local",
+           "callcenter.ops.celery_purge", "-e", json.dumps(extra)]
+    def controlling_tty():
+        import fcntl
+        import termios
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=ansible.env,
+                            preexec_fn=controlling_tty)
+    os.close(slave)
+    out = b""
+    answered = False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _w, _x = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not answered and b"Type yes to purge" in out:
+                time.sleep(1)  # let pause switch the terminal mode first (it flushes pending input)
+                os.write(master, answer + b"\r")
+                answered = True
+        elif proc.poll() is not None:
+            break
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+    os.close(master)
+    return proc.returncode, out.decode("utf-8", "replace"), answered
+
+
+def test_purge_playbook_asks_a_person_and_purges_on_yes(ansible, backlog):
+    rc, out, asked = _run_on_a_tty(ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"]), b"yes")
+    assert asked, out[-3000:]
+    assert rc == 0, out[-3000:]
+    assert "Purge 6 message(s) from stats?" in out
+    assert depth(backlog, "stats") == 0
+
+
+def test_purge_playbook_keeps_messages_when_the_person_says_no(ansible, backlog):
+    rc, out, asked = _run_on_a_tty(ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"]), b"no")
+    assert asked, out
+    assert rc != 0 and "Not purged: no confirmation" in out
+    assert depth(backlog, "stats") == 6

@@ -16,15 +16,21 @@ def test_collect_runs_concurrently_and_abandons_a_hung_component():
         return st.component("ok")
 
     def hung():
-        time.sleep(30)
+        time.sleep(2)
+        return st.component("ok")
+
+    def empty():
+        return None
 
     def broken():
         raise RuntimeError("boom")
 
     t0 = time.monotonic()
-    out = st.collect({"a": slow, "b": slow, "c": hung, "d": broken}, {"a": 1, "b": 1, "c": 0.5, "d": 1}, margin=0.1)
+    out = st.collect({"a": slow, "b": slow, "c": hung, "d": broken, "e": empty},
+                     {"a": 1, "b": 1, "c": 0.5, "d": 1, "e": 1}, margin=0.1)
     elapsed = time.monotonic() - t0
     assert elapsed < 0.9  # a and b overlapped; c cut at its own 0.5 s
     assert out["a"]["status"] == "ok" and out["b"]["status"] == "ok"
     assert out["c"] == {"status": "down", "reason": "no answer within 0.5s", "duration": out["c"]["duration"]}
     assert out["d"]["status"] == "down" and "RuntimeError: boom" in out["d"]["reason"]
+    assert out["e"]["status"] == "down" and out["e"]["reason"] == "the check returned no result"
