@@ -131,6 +131,7 @@ def _run_on_a_tty(ansible, extra, answer, timeout=30):
     master, slave = pty.openpty()
     cmd = [str(ansible.env["PATH"].split(":")[0] + "/ansible-playbook"), "-i", "localhost,", "-c", "local",
            "callcenter.ops.celery_purge", "-e", json.dumps(extra)]
+
     def controlling_tty():
         import fcntl
         import termios

@@ -81,3 +81,13 @@ def test_compose_tool_rejecting_the_file_keeps_the_old_one(ansible, tmp_path):
     r, _root = play(ansible, tmp_path, flower_address="not an address:x")
     assert r.rc != 0
     assert (root / "flower" / "docker-compose.yml").read_text() == live
+
+
+def test_changed_config_notifies_the_restart_handler_unchanged_does_not(ansible, tmp_path):
+    r, _root = play(ansible, tmp_path)
+    assert r.rc == 0, r
+    same, _root = play(ansible, tmp_path)
+    assert same.rc == 0 and "RUNNING HANDLER [callcenter.ops.flower : Recreate flower container]" not in same.output
+    changed, _root = play(ansible, tmp_path, flower_max_tasks=5000)
+    assert changed.rc == 0, changed
+    assert "RUNNING HANDLER [callcenter.ops.flower : Recreate flower container]" in changed.output
