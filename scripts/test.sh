@@ -14,7 +14,7 @@ PASSED=()
 
 stage_pytest() {
     CALLCENTER_OPS_COLLECTIONS="$COLLECTIONS" "$VENV/bin/python" -m pytest -p no:cacheprovider \
-        -o junit_family=xunit2 "$REPO/tests/unit" "$REPO/tests/integration" -q -rfE
+        --durations=15 "$REPO/tests/unit" "$REPO/tests/integration" -q -rfE
 }
 
 stage_sanity() {
