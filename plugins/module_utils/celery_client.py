@@ -340,3 +340,29 @@ def normalize_expected(value):
             names.append(v.strip())
         return sorted(set(names))
     raise ValueError("expected_workers must be a count or a list of node names, got %s" % type(value).__name__)
+
+
+def metrics_text(result):
+    """Prometheus textfile-collector exposition of a celery_health result: queue depth (the
+    series the CeleryQueueBacklog alert reads), unacked messages, workers online, health."""
+    def esc(v):
+        return str(v).replace("\\", "\\\\").replace('"', '\\"')
+
+    lines = [
+        "# HELP callcenter_celery_queue_length Messages waiting in a Celery queue, all priority sub-queues",
+        "# TYPE callcenter_celery_queue_length gauge",
+    ]
+    details = result.get("queue_details") or {}
+    for q, n in sorted((result.get("queues") or {}).items()):
+        lines.append('callcenter_celery_queue_length{queue="%s"} %d' % (esc(q), n))
+    lines += ["# HELP callcenter_celery_queue_unacked Messages reserved by workers, not yet acknowledged",
+              "# TYPE callcenter_celery_queue_unacked gauge"]
+    for q in sorted(details):
+        lines.append('callcenter_celery_queue_unacked{queue="%s"} %d' % (esc(q), details[q].get("unacked", 0)))
+    lines += ["# HELP callcenter_celery_workers_online Workers that answered ping",
+              "# TYPE callcenter_celery_workers_online gauge",
+              "callcenter_celery_workers_online %d" % result.get("workers_online", 0),
+              "# HELP callcenter_celery_healthy 1 if celery_health found no problem",
+              "# TYPE callcenter_celery_healthy gauge",
+              "callcenter_celery_healthy %d" % (1 if result.get("healthy") else 0)]
+    return "\n".join(lines) + "\n"

@@ -20,7 +20,8 @@ description:
     milliseconds, not after Celery's own connection retries.
   - When O(expected_workers) is given the module returns as soon as that many workers have
     answered instead of waiting out O(timeout).
-  - The module is read-only. It never changes anything and always reports C(changed=false).
+  - The module is read-only. It never changes anything and reports C(changed=false), unless it
+    wrote O(metrics_file).
 author:
   - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
@@ -81,6 +82,14 @@ options:
       - Seconds since an entry's last run after which it is a problem (for a daily task
         such as C(last_daily_stats), for example V(90000)).
     type: int
+  metrics_file:
+    description:
+      - Also write the result as Prometheus textfile-collector metrics to this file, atomically
+        (C(callcenter_celery_queue_length{queue}), C(callcenter_celery_queue_unacked{queue}),
+        C(callcenter_celery_workers_online), C(callcenter_celery_healthy)). The
+        C(CeleryQueueBacklog) alert of the prometheus_alerts role reads the queue length.
+      - Written also when unhealthy; not in check mode. Reports C(changed) when written.
+    type: path
   fail_on_unhealthy:
     description:
       - Fail the task when the deployment is unhealthy. Set to V(false) to only report
@@ -187,6 +196,11 @@ beat:
   type: dict
   sample: {"last_daily_stats": {"task": "app.daily_stats", "last_run_at": "2026-11-25T03:00:00+00:00",
            "age_seconds": 3600.5, "total_run_count": 12}}
+metrics_written:
+  description: Whether O(metrics_file) was written.
+  returned: always
+  type: bool
+  sample: false
 duration:
   description: Seconds the check took.
   returned: always
@@ -269,6 +283,7 @@ def main():
         beat_schedule_file=dict(type="path"),
         beat_entries=dict(type="list", elements="str"),
         max_beat_age=dict(type="int"),
+        metrics_file=dict(type="path"),
         fail_on_unhealthy=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -291,6 +306,15 @@ def main():
     result = run_check(module, url, expected)
     result["healthy"] = not result["problems"]
     result["duration"] = round(time.monotonic() - started, 3)
+    result["metrics_written"] = False
+    if p["metrics_file"] and not module.check_mode:
+        from ansible_collections.callcenter.ops.plugins.module_utils.backup import write_atomically
+        try:
+            write_atomically(p["metrics_file"], cc.metrics_text(result))
+        except OSError as e:
+            module.fail_json(msg="could not write metrics_file %s: %s" % (p["metrics_file"], e.strerror or e),
+                             **result)
+        result.update(metrics_written=True, changed=True)
     if not result["healthy"] and p["fail_on_unhealthy"]:
         module.fail_json(msg="Celery is unhealthy: " + "; ".join(result["problems"]), **result)
     if result["healthy"]:

@@ -327,3 +327,26 @@ def test_unreadable_beat_file_says_permission_denied(tmp_path):
     finally:
         import shutil
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_metrics_file_feeds_the_backlog_alert_and_check_mode_writes_nothing(ansible, redis_server, tmp_path):
+    import shutil
+    import subprocess
+    publish(redis_server.url, "quality", 4)
+    publish(redis_server.url, "quality", 2, priority=9)
+    (tmp_path / "textfile").mkdir()
+    metrics = tmp_path / "textfile" / "celery.prom"
+    args = dict(broker_url=redis_server.url, queues=["quality", "stats"], min_workers=0, timeout=0.5,
+                metrics_file=str(metrics))
+    r = ansible.module("celery_health", args, check=True)
+    assert r.rc == 0 and r["changed"] is False and not metrics.exists(), r
+    r = ansible.module("celery_health", args)
+    assert r.rc == 0 and r["changed"] is True and r["metrics_written"] is True, r
+    text = metrics.read_text()
+    assert 'callcenter_celery_queue_length{queue="quality"} 6' in text
+    assert 'callcenter_celery_queue_length{queue="stats"} 0' in text
+    assert "callcenter_celery_workers_online 0" in text and "callcenter_celery_healthy 1" in text
+    assert [p.name for p in (tmp_path / "textfile").iterdir()] == ["celery.prom"]  # no temp file left
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+        assert p.returncode == 0, p.stdout + p.stderr
