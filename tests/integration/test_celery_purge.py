@@ -160,8 +160,9 @@ def _run_on_a_tty(ansible, extra, answer, timeout=30):
                 answered = True
         elif proc.poll() is not None:
             break
-    if proc.poll() is None:
-        proc.kill()
+    if proc.poll() is None:  # a hang: end the whole session, workers included
+        import signal
+        os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     os.close(master)
     return proc.returncode, out.decode("utf-8", "replace"), answered
