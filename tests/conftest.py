@@ -8,6 +8,7 @@ from this checkout. Later features add their servers here as fixtures of the sam
 """
 
 import atexit
+import contextlib
 import gzip
 import json
 import os
@@ -109,18 +110,31 @@ class RedisServer:
             _stop(self.proc, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def stopped_afterwards(build):
+    """The body of every factory fixture: ``make(...)`` calls ``build(index, ...)`` and keeps
+    what it returns; at teardown everything made is stopped, even if the test stopped it first."""
+    made = []
+
+    def make(*args, **kwargs):
+        thing = build(len(made), *args, **kwargs)
+        made.append(thing)
+        return thing
+
+    try:
+        yield make
+    finally:
+        for thing in made:
+            try:
+                thing.stop()
+            except Exception:  # one failed stop must not leave the others running
+                pass
+
+
 @pytest.fixture
 def redis_factory(tmp_path):
-    servers = []
-
-    def make(password=None):
-        srv = RedisServer(tmp_path / ("redis%d" % len(servers)), password).start()
-        servers.append(srv)
-        return srv
-
-    yield make
-    for srv in servers:
-        srv.stop()
+    with stopped_afterwards(lambda i, password=None: RedisServer(tmp_path / ("redis%d" % i), password).start()) as make:
+        yield make
 
 
 @pytest.fixture
@@ -199,16 +213,8 @@ class CeleryCluster:
 
 @pytest.fixture
 def celery_factory(tmp_path):
-    clusters = []
-
-    def make(broker_url):
-        c = CeleryCluster(broker_url, tmp_path / ("celery%d" % len(clusters)))
-        clusters.append(c)
-        return c
-
-    yield make
-    for c in clusters:
-        c.stop()
+    with stopped_afterwards(lambda i, broker_url: CeleryCluster(broker_url, tmp_path / ("celery%d" % i))) as make:
+        yield make
 
 
 # --------------------------------------------------------------------------- postgres
@@ -393,23 +399,15 @@ def ansible(collections_path, tmp_path_factory):
 def fake_app(tmp_path):
     """Factory of servers that follow docs/app-http-contract.md (tests/fake_app.py)."""
     from fake_app import FakeApp, self_signed
-    apps = []
 
-    def make(tls=False):
-        cert = key = None
-        if tls:
-            cert, key = self_signed(tmp_path)
+    def build(_index, tls=False):
+        cert, key = self_signed(tmp_path) if tls else (None, None)
         app = FakeApp(cert, key).start()
         app.cert = cert
-        apps.append(app)
         return app
 
-    yield make
-    for app in apps:
-        try:
-            app.stop()
-        except Exception:
-            pass
+    with stopped_afterwards(build) as make:
+        yield make
 
 
 # --------------------------------------------------------------------------- flower
@@ -446,16 +444,8 @@ class FlowerServer:
 
 @pytest.fixture
 def flower_factory(tmp_path):
-    servers = []
-
-    def make(broker_url):
-        srv = FlowerServer(broker_url, tmp_path).start()
-        servers.append(srv)
-        return srv
-
-    yield make
-    for srv in servers:
-        srv.stop()
+    with stopped_afterwards(lambda _i, broker_url: FlowerServer(broker_url, tmp_path).start()) as make:
+        yield make
 
 
 @pytest.fixture

@@ -147,6 +147,10 @@ class AppClient:
         self._check(path, status, data)
         return status, data
 
+    def http_status(self, path):
+        """Just the HTTP status of ``GET path`` without auth (reachability, e.g. of Flower)."""
+        return self._request("GET", path, auth=False)[0]
+
     def reload(self, sections=None, retries=2):
         """POST the reload; returns the application's JSON (reloaded, restart_required, changed)."""
         body = {"sections": sections} if sections else None

@@ -49,7 +49,7 @@ def find_backup(path, pattern="*.dump.gz"):
     """The file to verify: ``path`` itself, or the newest file in directory ``path`` whose name
     matches ``pattern``. Raises BackupError naming what is wrong."""
     try:
-        st = os.stat(path)
+        os.stat(path)
     except FileNotFoundError:
         raise BackupError("%s does not exist" % path)
     except PermissionError:
@@ -75,7 +75,6 @@ def find_backup(path, pattern="*.dump.gz"):
             best = ((fst.st_mtime, name), full)
     if best is None:
         raise BackupError("no file matches %s in %s" % (pattern, path))
-    del st
     return best[1]
 
 
@@ -364,8 +363,6 @@ def verify(path, mode="full", pg_restore="pg_restore", memory_limit=DEFAULT_PG_R
             checks.append(Check("data", True, "pg_restore read every data block (%d bytes)" % total_out))
         else:
             line = _first_line(err_full) or "exit status %s" % rc_full
-            if not result["compressed"] and total_in < 1:
-                line = "empty"
             msg = "pg_restore could not read the archive: %s" % line
             if "out of memory" in err_full:
                 msg += " (a corrupt length field; pg_restore was limited to %d MB)" % (memory_limit // 1048576)
@@ -458,6 +455,22 @@ def _num(v):
     if isinstance(v, float):
         return repr(round(v, 3))
     return str(v)
+
+
+def read_metrics(path):
+    """The last verification recorded by metrics_text() in ``path``:
+    ``(success, last_run_epoch)``, each None when absent. Raises OSError."""
+    success = last = None
+    with open(path) as fh:
+        for line in fh:
+            m = re.match(r"^callcenter_backup_(verify_success|verify_last_run_timestamp_seconds)\{[^}]*\}\s+(\S+)", line)
+            if m:
+                value = float(m.group(2))
+                if m.group(1) == "verify_success":
+                    success = value == 1
+                else:
+                    last = value
+    return success, last
 
 
 def write_atomically(path, text, mode=0o644):

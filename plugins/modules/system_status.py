@@ -202,7 +202,6 @@ import_duration:
 
 import datetime
 import math
-import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -319,21 +318,6 @@ def probe_postgres(p, timeout):
     return st.component(st.OK, "", **data)
 
 
-def read_backup_metrics(path):
-    """The last verification result from backup_verify's textfile: (success, last_run_epoch)."""
-    success = last = None
-    with open(path) as fh:
-        for line in fh:
-            m = re.match(r"^callcenter_backup_(verify_success|verify_last_run_timestamp_seconds)\{[^}]*\}\s+(\S+)", line)
-            if m:
-                value = float(m.group(2))
-                if m.group(1) == "verify_success":
-                    success = value == 1
-                else:
-                    last = value
-    return success, last
-
-
 def probe_backup(p, max_age):
     try:
         newest = bk.find_backup(p["backup_dir"], p["backup_pattern"])
@@ -345,7 +329,7 @@ def probe_backup(p, max_age):
     reasons = []
     if p["backup_metrics_file"]:
         try:
-            success, last = read_backup_metrics(p["backup_metrics_file"])
+            success, last = bk.read_metrics(p["backup_metrics_file"])
             data["verified"] = success
             if last:
                 data["verified_at"] = datetime.datetime.fromtimestamp(last, datetime.timezone.utc).isoformat()
@@ -365,7 +349,7 @@ def probe_backup(p, max_age):
 def probe_flower(p, timeout):
     client = app_api.AppClient(p["flower_url"], None, timeout, p["validate_certs"], p["ca_path"])
     try:
-        status, _raw = client._request("GET", "", auth=False)
+        status = client.http_status("")
     except app_api.AppError as e:
         return st.component(st.DOWN, str(e), url=p["flower_url"])
     if status in (200, 401):
