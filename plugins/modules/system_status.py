@@ -201,13 +201,13 @@ import_duration:
 '''
 
 import datetime
-import math
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.callcenter.ops.plugins.module_utils import app_api
 from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
 from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
+from ansible_collections.callcenter.ops.plugins.module_utils import postgres as pg
 from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
 from ansible_collections.callcenter.ops.plugins.module_utils import status as st
 
@@ -276,45 +276,18 @@ def probe_celery(url, timeout, p, expected):
 
 
 def probe_postgres(p, timeout):
-    try:
-        import psycopg
-    except ImportError:
+    if not pg.HAS_PSYCOPG:
         return st.component(st.DOWN, missing_required_lib("psycopg"))
-    where = "%s:%s" % (p["pg_host"], p["pg_port"])
-    dsn_safe = "host=%s port=%s dbname=%s user=%s" % (p["pg_host"], p["pg_port"], p["pg_database"], p["pg_user"])
+    dsn = pg.safe_dsn(p["pg_host"], p["pg_port"], p["pg_database"], p["pg_user"])
     try:
-        conn = psycopg.connect(host=p["pg_host"], port=p["pg_port"], user=p["pg_user"], password=p["pg_password"],
-                               dbname=p["pg_database"], connect_timeout=max(1, int(math.ceil(timeout))),
-                               options="-c statement_timeout=%d" % int(timeout * 1000), application_name="callcenter.ops")
-    except psycopg.OperationalError as e:
-        text = str(e)
-        if p["pg_password"]:
-            text = text.replace(p["pg_password"], "***")
-        low = text.lower()
-        if "password authentication failed" in low:
-            reason = "%s rejected the password for user %s" % (where, p["pg_user"])
-        elif "refused" in low:
-            reason = "%s refused the connection (is PostgreSQL running?)" % where
-        elif "timeout" in low:
-            reason = "%s did not answer within %ss" % (where, timeout)
-        elif "does not exist" in low:
-            reason = "%s: %s" % (where, text.strip().splitlines()[-1])
-        else:
-            reason = "%s: %s" % (where, text.strip().splitlines()[-1] if text.strip() else type(e).__name__)
-        return st.component(st.DOWN, reason, dsn=dsn_safe)
-    try:
-        with conn:
-            row = conn.execute(
-                "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'),"
-                " current_setting('max_connections')::int, pg_database_size(current_database()),"
-                " current_setting('server_version')").fetchone()
-    except psycopg.Error as e:
-        return st.component(st.DOWN, "%s: query failed (%s)" % (where, str(e).strip().splitlines()[0]), dsn=dsn_safe)
-    connections, max_conn, size, version = row
-    data = dict(dsn=dsn_safe, connections=connections, max_connections=max_conn, database_size=size,
-                server_version=version)
-    if connections > p["pg_connections_ratio_degraded"] * max_conn:
-        return st.component(st.DEGRADED, "%d of %d connections in use" % (connections, max_conn), **data)
+        conn = pg.connect(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"], timeout)
+        data = pg.server_load(conn)
+    except pg.PostgresError as e:
+        return st.component(st.DOWN, str(e), dsn=dsn)
+    data["dsn"] = dsn
+    if data["connections"] > p["pg_connections_ratio_degraded"] * data["max_connections"]:
+        return st.component(st.DEGRADED, "%d of %d connections in use" % (data["connections"], data["max_connections"]),
+                            **data)
     return st.component(st.OK, "", **data)
 
 
@@ -360,7 +333,7 @@ def probe_flower(p, timeout):
 
 def preload(probes):
     """Import what the selected components need (missing libraries are reported by the probes)."""
-    for name, modules in (("celery", ("celery", "kombu.transport.redis")), ("postgres", ("psycopg",))):
+    for name, modules in (("celery", ("celery", "kombu.transport.redis")),):
         if name in probes:
             for mod in modules:
                 try:
