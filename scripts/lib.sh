@@ -8,7 +8,8 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${CALLCENTER_OPS_WORK:-$REPO/.work}"
 VENV="${CALLCENTER_OPS_VENV:-$WORK/venv}"
 COLLECTIONS="$WORK/collections"
-APT_PACKAGES=(redis-server postgresql-15 postgresql-client-15 prometheus docker-compose
+APT_PACKAGES=(redis-server postgresql-15 postgresql-client-15 prometheus prometheus-alertmanager
+              prometheus-node-exporter docker-compose
               chromium chromium-driver gzip pigz util-linux procps git python3-venv python3-gdbm)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -22,13 +23,19 @@ ensure_apt() {
         log "installing apt packages: ${missing[*]}"
         [ "$(id -u)" = 0 ] || { echo "need root to apt-get install ${missing[*]}" >&2; exit 1; }
         export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # The tests and the demo run their own servers on free ports: keep Debian from starting
+        # the packaged services on install (policy-rc.d 101 = "not allowed"), and never stop a
+        # service we did not start. A policy-rc.d the machine already has is left as it is.
+        local policy=/usr/sbin/policy-rc.d ours=""
+        if [ ! -e "$policy" ]; then
+            printf '#!/bin/sh\n# callcenter.ops bootstrap: no service starts during apt-get install\nexit 101\n' > "$policy"
+            chmod 755 "$policy"; ours=1
+        fi
+        local rc=0
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } || rc=$?
+        [ -z "$ours" ] || rm -f "$policy"
+        [ "$rc" = 0 ] || { echo "apt-get install ${missing[*]} failed (rc $rc)" >&2; exit 1; }
     fi
-    # Debian starts these services on install; the tests run their own on free ports.
-    for svc in redis-server postgresql prometheus; do
-        service "$svc" stop >/dev/null 2>&1 || true
-    done
 }
 
 # ensure_venv DIR PYTHON REQUIREMENTS
