@@ -21,8 +21,9 @@ class FakeApp:
         self.ready_after_reload = True
         self.delay = 0.0            # seconds before every answer (a slow app)
         self.non_json = False       # answer HTML like a proxy error page
-        self.restart_required = ["Database"]
-        self.changed = True
+        # Sections whose settings changed since the application loaded them: a reload applies
+        # the reloadable ones (and clears them); restart-only ones stay pending until a restart.
+        self.pending = set(RELOADABLE) | {"Database"}
         self.reloads = []           # (sections, token) of each reload received
         self.version = "1.8.2"
         self.active_calls = 3
@@ -84,10 +85,14 @@ class FakeApp:
                 app.reloads.append((sections, token))
                 if not app.ready_after_reload:
                     app.ready = False
-                reloaded = [s for s in sections if s in RELOADABLE] if app.changed else []
-                return self._send(200, {"reloaded": reloaded,
-                                        "unchanged": [] if app.changed else [s for s in sections if s in RELOADABLE],
-                                        "restart_required": app.restart_required, "changed": bool(reloaded),
+                asked = body.get("sections")
+                reloaded = [s for s in sections if s in RELOADABLE and s in app.pending]
+                unchanged = [s for s in sections if s not in app.pending]
+                # Without a list, every pending restart-only section is reported; with one, those asked.
+                restart = [s for s in (asked or RESTART_ONLY) if s in RESTART_ONLY and s in app.pending]
+                app.pending -= set(reloaded)
+                return self._send(200, {"reloaded": reloaded, "unchanged": unchanged,
+                                        "restart_required": restart, "changed": bool(reloaded),
                                         "audit_id": "audit-%d" % len(app.reloads)})
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -68,13 +68,26 @@ options:
   unit:
     description:
       - systemd unit whose main process gets SIGHUP, for O(method=signal).
+      - With O(pidfile) too, the PID read from the file must belong to this unit (its cgroup).
     type: str
   pidfile:
     description:
       - File holding the PID that gets SIGHUP, for O(method=signal) without systemd.
+      - Must be a regular file holding one PID greater than 1 of a running process that is not
+        this module, its process group or one of its parents; anything else is refused before any
+        signal is sent, in check mode too.
     type: path
+  process_name:
+    description:
+      - Name the process that gets SIGHUP must have (its C(/proc/PID/comm), the file name of
+        its executable, or of its first or second command-line word, e.g. V(gunicorn),
+        V(python3) or V(callcenter)). A pidfile left behind and its PID reused by another
+        program is then refused instead of signalled. Recommended with O(pidfile).
+    type: str
 notes:
   - The HTTP contract is written down in the collection's C(docs/app-http-contract.md).
+  - Sections that only take effect after a restart (Database, Redis, AudioSocket) cannot be
+    reloaded; asking for them gives a warning and C(changed=false) for them.
 seealso:
   - module: callcenter.ops.system_status
 '''
@@ -115,13 +128,24 @@ restart_required:
   type: list
   elements: str
   sample: [Database]
+not_reloadable:
+  description: Requested sections that the application cannot reload while it runs (restart-only).
+  returned: method=http, not in check mode
+  type: list
+  elements: str
+  sample: [Redis]
+status:
+  description: HTTP status of the application's answer when the reload failed with one.
+  returned: on failure, when the application answered
+  type: int
+  sample: 403
 audit_id:
   description: The application's audit log entry for this reload.
   returned: when the application gives one
   type: str
   sample: a1b2c3
 pid:
-  description: Process that got SIGHUP.
+  description: Process that got SIGHUP (or would get it, in check mode).
   returned: method=signal
   type: int
   sample: 1234
@@ -137,12 +161,12 @@ msg:
   sample: "reloaded Quality, FeatureFlag, Logging; restart needed for Database"
 '''
 
-import os
 import signal
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.callcenter.ops.plugins.module_utils import app_api
+from ansible_collections.callcenter.ops.plugins.module_utils import app_api, process
+from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
 
 
 def wait_ready(client, timeout):
@@ -162,31 +186,31 @@ def wait_ready(client, timeout):
         time.sleep(0.5)
 
 
-def main_pid(module):
+def target_pid(module):
+    """The PID that gets SIGHUP, checked (module_utils/process.py) before anything is sent."""
     p = module.params
-    if p["unit"]:
-        systemctl = module.get_bin_path("systemctl", required=True)
-        rc, out, err = module.run_command([systemctl, "show", "--property", "MainPID", "--value", p["unit"]])
-        if rc != 0:
-            module.fail_json(msg="systemctl could not tell the main PID of %s: %s" % (p["unit"], err.strip()))
-        pid = int(out.strip() or 0)
-        if pid <= 0:
-            module.fail_json(msg="unit %s has no running main process (is it started?)" % p["unit"])
-        return pid
     try:
-        with open(p["pidfile"]) as fh:
-            pid = int(fh.read().strip())
-    except FileNotFoundError:
-        module.fail_json(msg="pidfile %s does not exist (is the application running?)" % p["pidfile"])
-    except (OSError, ValueError) as e:
-        module.fail_json(msg="pidfile %s could not be read as a PID: %s" % (p["pidfile"], e))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        module.fail_json(msg="no process %d (from %s): stale pidfile?" % (pid, p["pidfile"]))
-    except PermissionError:
-        module.fail_json(msg="not allowed to signal process %d (run with become?)" % pid)
+        if p["pidfile"]:
+            pid = process.read_pidfile(p["pidfile"])
+        else:
+            systemctl = module.get_bin_path("systemctl")
+            if not systemctl:
+                module.fail_json(msg="unit=%s needs systemctl, which is not on this host; give pidfile instead"
+                                     % p["unit"])
+            rc, out, err = module.run_command([systemctl, "show", "--property", "MainPID", "--value", p["unit"]])
+            if rc != 0:
+                module.fail_json(msg="systemctl could not tell the main PID of %s: %s" % (p["unit"], err.strip()))
+            text = out.strip()
+            if not text.isdigit() or int(text) == 0:
+                module.fail_json(msg="unit %s has no running main process (is it started?)" % p["unit"])
+            pid = int(text)
+        process.check_target(pid, p["process_name"], p["unit"] if p["pidfile"] else None)
+    except process.ProcessError as e:
+        module.fail_json(msg=str(e))
     return pid
+
+
+SECTION_RESTART_ONLY = ("Database", "Redis", "AudioSocket")  # docs/app-http-contract.md
 
 
 def main():
@@ -200,17 +224,20 @@ def main():
         ready_timeout=dict(type="float", default=15),
         unit=dict(type="str"),
         pidfile=dict(type="path"),
+        process_name=dict(type="str"),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           mutually_exclusive=[("unit", "pidfile")])
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
-    if p["timeout"] <= 0 or p["ready_timeout"] < 0 or p["retries"] < 0:
-        module.fail_json(msg="timeout must be > 0, ready_timeout and retries >= 0")
+    check_timeouts(module, "timeout", "ready_timeout", allow_zero=("ready_timeout",))
+    if p["retries"] < 0 or p["retries"] > 100:
+        module.fail_json(msg="retries must be between 0 and 100 (got %d)" % p["retries"])
     if p["method"] == "http" and not (p["app_url"] and p["app_token"]):
         module.fail_json(msg="method=http needs app_url and app_token (or CALLCENTER_APP_URL and "
                              "CALLCENTER_ADMIN_TOKEN in the environment)")
     if p["method"] == "signal" and not (p["unit"] or p["pidfile"]):
         module.fail_json(msg="method=signal needs unit or pidfile")
+    if p["method"] == "http" and (p["unit"] or p["pidfile"] or p["process_name"]):
+        module.fail_json(msg="unit, pidfile and process_name are for method=signal")
     if p["verify_ready"] and not p["app_url"]:
         module.fail_json(msg="verify_ready needs app_url (or set verify_ready=false)")
 
@@ -224,11 +251,14 @@ def main():
     what = ", ".join(p["sections"]) if p["sections"] else "all reloadable sections"
 
     if p["method"] == "signal":
-        pid = main_pid(module)
+        pid = target_pid(module)
         result["pid"] = pid
         if module.check_mode:
             module.exit_json(changed=True, pid=pid, msg="would send SIGHUP to process %d" % pid)
-        os.kill(pid, signal.SIGHUP)
+        try:
+            process.send_signal(pid, signal.SIGHUP, p["process_name"], p["unit"] if p["pidfile"] else None)
+        except process.ProcessError as e:
+            module.fail_json(msg=str(e), pid=pid)
         result.update(changed=True, msg="sent SIGHUP to process %d" % pid)
     else:
         if module.check_mode:
@@ -238,13 +268,22 @@ def main():
             data = client.reload(p["sections"], retries=p["retries"])
         except app_api.AppError as e:
             module.fail_json(msg="config reload failed: %s" % e, status=e.status)
+        asked = p["sections"] or []
+        not_reloadable = [s for s in asked if s in SECTION_RESTART_ONLY or s in data["restart_required"]]
         result.update(reloaded=data["reloaded"], unchanged=data["unchanged"],
-                      restart_required=data["restart_required"], changed=bool(data["changed"]))
+                      restart_required=data["restart_required"], not_reloadable=not_reloadable,
+                      changed=bool(data["reloaded"]) and bool(data["changed"]))
         if data.get("audit_id"):
             result["audit_id"] = data["audit_id"]
         msg = "reloaded %s" % (", ".join(data["reloaded"]) or "nothing")
-        if data["restart_required"]:
-            msg += "; restart needed for %s" % ", ".join(data["restart_required"])
+        if not_reloadable:
+            module.warn("%s cannot be reloaded while the application runs: restart it to apply %s"
+                        % (", ".join(not_reloadable), "them" if len(not_reloadable) > 1 else "it"))
+            msg += "; %s cannot be reloaded (restart-only)" % ", ".join(not_reloadable)
+        others = [s for s in data["restart_required"] if s not in not_reloadable]
+        if others:
+            module.warn("changed settings wait for a restart: %s" % ", ".join(others))
+            msg += "; restart needed for %s" % ", ".join(others)
         result["msg"] = msg
 
     if p["verify_ready"]:

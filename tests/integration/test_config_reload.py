@@ -1,5 +1,6 @@
 """config_reload against the contract stand-in (tests/fake_app.py), and the serial playbook."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def test_reload_reports_sections_and_what_needs_a_restart(ansible, fake_app):
 
 def test_nothing_changed_is_not_changed(ansible, fake_app):
     app = fake_app()
-    app.changed = False
+    app.pending = set()
     r = reload(ansible, app, sections=["Quality"])
     assert r.rc == 0 and r["changed"] is False and r["reloaded"] == [] and r["unchanged"] == ["Quality"], r
 
@@ -155,3 +156,124 @@ def test_playbook_reloads_one_host_at_a_time_and_stops_at_the_first_unhealthy(an
     assert "app1: reloaded Quality, FeatureFlag, Logging" in r.output
     assert "not healthy afterwards" in r.output
     assert ADMIN_TOKEN not in r.output
+
+
+# --------------------------------------------------------------------------- signal safety
+# Everything that signals a PID read from a file runs inside its own PID namespace: if the
+# module ever sent SIGHUP to -1 or 0, only the namespace's processes would get it.
+NAMESPACE_SCRIPT = r'''
+set -u
+"$PY" -c 'import pathlib, signal, sys, time
+signal.signal(signal.SIGHUP, lambda *a: pathlib.Path(sys.argv[1]).write_text("hup"))
+time.sleep(60)' "$MARKER" &
+VICTIM=$!
+sleep 0.5
+run() {  # run CONTENT [extra module args as JSON fragment]
+    printf '%s' "$1" > "$PIDFILE"
+    for check in "" "--check"; do
+        echo "CASE [$1] $check"
+        timeout 60 ansible localhost -o $check -m callcenter.ops.config_reload \
+            -a "{\"method\": \"signal\", \"pidfile\": \"$PIDFILE\", \"verify_ready\": false $2}" 2>&1
+        echo "RC=$?"
+    done
+}
+run "-1" ""
+run "0" ""
+run "1" ""
+run "$$" ""
+run " -1 " ""
+run "12 34" ""
+run "0x10" ""
+run "$VICTIM" ', "process_name": "gunicorn"'
+kill -0 "$VICTIM" && echo "VICTIM ALIVE"
+run "$VICTIM" ', "process_name": "'"$PYNAME"'"'
+sleep 0.5
+kill "$VICTIM"
+'''
+
+
+def in_pid_namespace(ansible, tmp_path, script, **env):
+    run_env = dict(ansible.env, PY=sys.executable, PYNAME=os.path.basename(os.path.realpath(sys.executable)),
+                   PIDFILE=str(tmp_path / "app.pid"), MARKER=str(tmp_path / "hup"), **env)
+    return subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", script], env=run_env,
+                          capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+
+
+def test_signal_pidfile_never_reaches_all_processes_init_or_ansible_itself(ansible, tmp_path):
+    p = in_pid_namespace(ansible, tmp_path, NAMESPACE_SCRIPT)
+    out = p.stdout
+    cases = out.split("CASE [")[1:]
+    assert len(cases) == 18, out + p.stderr
+    by_case = dict((c.split("]")[0] + ("/check" if c.split("\n")[0].endswith("--check") else ""), c) for c in cases)
+    for bad in ("-1", "0", "1"):
+        for suffix in ("", "/check"):
+            text = by_case[bad + suffix]
+            assert "RC=2" in text and "FAILED" in text, text
+            assert "only a single process with a PID greater than 1" in text, text
+    for suffix in ("", "/check"):
+        shell = [k for k in by_case if k.isdigit() and k not in ("0", "1")][0]
+        assert "Ansible itself" in by_case[shell.split("/")[0] + suffix], by_case
+        assert "does not hold a PID" in by_case[" -1 " + suffix] or "refused" in by_case[" -1 " + suffix]
+        assert "does not hold a PID" in by_case["12 34" + suffix]
+        assert "does not hold a PID" in by_case["0x10" + suffix]
+    assert "VICTIM ALIVE" in out, out
+    wrong_name = [c for c in cases if "gunicorn" in c or "not gunicorn" in c]
+    assert all("not gunicorn: refused" in c for c in wrong_name[:2]), wrong_name
+    # The named, matching process is signalled (check mode first: nothing sent).
+    right = cases[-2:]
+    assert "would send SIGHUP" in right[1] and "RC=0" in right[1], right
+    assert "sent SIGHUP" in right[0] and "RC=0" in right[0], right
+    assert (tmp_path / "hup").read_text() == "hup"
+
+
+def test_signal_pidfile_that_is_a_fifo_is_refused_at_once(ansible, tmp_path):
+    fifo = tmp_path / "app.pid"
+    os.mkfifo(str(fifo))
+    for check in (False, True):
+        r = ansible.module("config_reload", dict(method="signal", pidfile=str(fifo), verify_ready=False),
+                           check=check, timeout=60)
+        assert r.rc != 0 and "is a FIFO, not a regular file: refused" in r["msg"], r
+        assert r.duration < 30
+
+
+def test_signal_pidfile_too_long_or_a_directory(ansible, tmp_path):
+    big = tmp_path / "big.pid"
+    big.write_text("1" * 100000)
+    r = ansible.module("config_reload", dict(method="signal", pidfile=str(big), verify_ready=False))
+    assert r.rc != 0 and "longer than 64 bytes" in r["msg"], r
+    r = ansible.module("config_reload", dict(method="signal", pidfile=str(tmp_path), verify_ready=False))
+    assert r.rc != 0 and "is a directory, not a regular file" in r["msg"], r
+    assert "Traceback" not in r.output
+
+
+def test_signal_needs_a_target(ansible):
+    r = ansible.module("config_reload", dict(method="signal", verify_ready=False))
+    assert r.rc != 0 and "needs unit or pidfile" in r["msg"], r
+
+
+def test_timeouts_that_are_not_numbers_of_seconds_are_refused(ansible, fake_app):
+    app = fake_app()
+    for bad in ("nan", "inf", "-1", "1e12"):
+        r = reload(ansible, app, timeout=bad)
+        assert r.rc != 0 and r["msg"].startswith("timeout must be"), (bad, r)
+        assert "Traceback" not in r.output and "_PyTime_t" not in r.output
+    r = reload(ansible, app, ready_timeout="nan")
+    assert r.rc != 0 and r["msg"].startswith("ready_timeout must be"), r
+    assert app.reloads == []
+
+
+def test_restart_only_sections_are_reported_as_such(ansible, fake_app):
+    app = fake_app()
+    r = reload(ansible, app, sections=["Redis", "AudioSocket"])
+    assert r.rc == 0 and r["changed"] is False, r
+    assert r["reloaded"] == [] and r["not_reloadable"] == ["Redis", "AudioSocket"], r
+    assert "Redis, AudioSocket cannot be reloaded" in r["msg"] and "Database" not in r["msg"], r
+    assert any("restart it to apply them" in w for w in r.get("warnings", [])), r
+
+
+def test_second_reload_changes_nothing(ansible, fake_app):
+    app = fake_app()
+    first = reload(ansible, app, sections=["Quality"])
+    again = reload(ansible, app, sections=["Quality"])
+    assert first["changed"] is True and first["reloaded"] == ["Quality"], first
+    assert again["changed"] is False and again["unchanged"] == ["Quality"], again
