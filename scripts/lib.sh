@@ -73,6 +73,17 @@ build_collection() {
     rm -rf "$out"
 }
 
+# free_ports N: N TCP ports free on 127.0.0.1 right now, on one line.
+free_ports() {
+    "$VENV/bin/python" - "$1" <<'PY'
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+PY
+}
+
 # Environment every Ansible run of ours uses: the private collection path, a private
 # ANSIBLE_HOME, and the venv's interpreter (pyenv shims break interpreter discovery).
 ansible_env() {

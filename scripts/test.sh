@@ -52,12 +52,18 @@ stage_molecule() {
     local scenarios=() s
     for s in "$REPO"/molecule/*/molecule.yml; do [ -f "$s" ] && scenarios+=("$(basename "$(dirname "$s")")"); done
     if [ ${#scenarios[@]} -eq 0 ]; then log "no molecule scenarios yet"; return 0; fi
-    local home rc=0
-    home="$(mktemp -d)"
+    local home rc=0 root
+    home="$(mktemp -d /tmp/ccops-molecule-home.XXXXXX)"
     for s in "${scenarios[@]}"; do
         log "molecule scenario $s"
-        (cd "$REPO" && ANSIBLE_HOME="$home" MOLECULE_GLOB='molecule/*/molecule.yml' \
-            "$VENV/bin/molecule" test -s "$s") || rc=1
+        # Every path and port of the scenario is this run's own (vars/main.yml reads these).
+        root="$(mktemp -d /tmp/ccops-molecule-"$s".XXXXXX)"
+        chmod 755 "$root"
+        read -r p1 p2 p3 < <(free_ports 3)
+        (cd "$REPO" && ANSIBLE_HOME="$home" XDG_CACHE_HOME="$home/cache" MOLECULE_GLOB='molecule/*/molecule.yml' \
+            CCOPS_MOLECULE_ROOT="$root" CCOPS_MOLECULE_REDIS_PORT="$p1" CCOPS_MOLECULE_FLOWER_PORT="$p2" \
+            CCOPS_MOLECULE_PROMETHEUS_PORT="$p3" "$VENV/bin/molecule" test -s "$s") || rc=1
+        rm -rf "$root"
     done
     rm -rf "$home"
     return $rc

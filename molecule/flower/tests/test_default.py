@@ -4,19 +4,21 @@ import os
 import shutil
 import subprocess
 
-ROOT = "/tmp/ccops-molecule-flower"
+ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-flower")
+FLOWER_PORT = os.environ.get("CCOPS_MOLECULE_FLOWER_PORT", "25555")
+REDIS_PORT = os.environ.get("CCOPS_MOLECULE_REDIS_PORT", "26379")
 ENV = ROOT + "/etc/flower/flower.env"
 UNIT = ROOT + "/etc/systemd/system/flower.service"
 PASSWORD = "molecule-Flower-Pass-1"
 REDIS_PASSWORD = "molecule-Redis-Pass-1"
-URL = "http://127.0.0.1:25555/flower/"
+URL = "http://127.0.0.1:%s/flower/" % FLOWER_PORT
 
 
 def test_environment_file_holds_the_secrets_and_is_private(host):
     f = host.file(ENV)
     assert f.mode == 0o600 and f.user == "root"
-    assert "FLOWER_BASIC_AUTH=ops:%s" % PASSWORD in f.content_string
-    assert "CELERY_BROKER_URL=redis://:%s@127.0.0.1:26379/0" % REDIS_PASSWORD in f.content_string
+    assert "FLOWER_BASIC_AUTH='ops:%s'" % PASSWORD in f.content_string
+    assert "CELERY_BROKER_URL=redis://:%s@127.0.0.1:%s/0" % (REDIS_PASSWORD, REDIS_PORT) in f.content_string
     assert "FLOWER_ADDRESS=127.0.0.1" in f.content_string
     assert "FLOWER_URL_PREFIX=flower" in f.content_string
 

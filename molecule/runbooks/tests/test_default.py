@@ -1,6 +1,8 @@
 """The runbooks role's rendered pages, with the operator's own names."""
 
-ROOT = "/tmp/ccops-molecule-runbooks/opt/callcenter/doc/operations/runbooks"
+import os
+
+ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-runbooks") + "/opt/callcenter/doc/operations/runbooks"
 NAMES = ["celery-worker-down", "celery-queue-backlog", "flower-down", "circuit-breaker-open", "high-transfer-rate",
          "high-latency", "operator-queue-overflow", "backup-failed"]
 
