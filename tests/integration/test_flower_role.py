@@ -33,7 +33,7 @@ def test_compose_file_rendered_validated_and_secret_free(ansible, tmp_path):
     assert "Long-Enough-Secret-1" not in compose and "Broker-Secret-9" not in compose
     env = root / "flower" / "flower.env"
     assert oct(env.stat().st_mode & 0o777) == "0o600"
-    assert "FLOWER_BASIC_AUTH=ops:Long-Enough-Secret-1" in env.read_text()
+    assert "FLOWER_BASIC_AUTH='ops:Long-Enough-Secret-1'" in env.read_text()
     assert "flower_url=https://ops.example/flower/" in r.output
     assert "Long-Enough-Secret-1" not in r.output and "Broker-Secret-9" not in r.output
     if shutil.which("docker-compose"):
@@ -91,3 +91,86 @@ def test_changed_config_notifies_the_restart_handler_unchanged_does_not(ansible,
     changed, _root = play(ansible, tmp_path, flower_max_tasks=5000)
     assert changed.rc == 0, changed
     assert "RUNNING HANDLER [callcenter.ops.flower : Recreate flower container]" in changed.output
+
+
+# A password that is refused, one with a newline that would inject a line into flower.env, and
+# one that is accepted: none may show in any output, at any verbosity.
+REFUSED = "Refused,Secret-Pass-77"
+INJECTING = "Injected-Secret-55\nFLOWER_UNAUTHENTICATED_API=true"
+ACCEPTED = "Accepted-Secret-Pass-88"
+
+
+@pytest.mark.parametrize("password,why", [
+    (REFUSED, "comma"), (INJECTING, "control character"), ("Tab\tinside-Secret-66", "control character"),
+    ("Quote'inside-Secret-66", "single quote"), ("Back\\slash-Secret-66", "backslash"),
+])
+def test_refused_password_is_never_printed_even_at_vvv(ansible, tmp_path, password, why):
+    root = tmp_path / "host"
+    pb = tmp_path / "site.yml"
+    pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": [
+        {"role": "callcenter.ops.flower", "vars": dict(
+            flower_deploy_method="compose", flower_compose_dir=str(root / "flower"), flower_compose_up=False,
+            flower_basic_auth=[{"user": "ops", "password": ACCEPTED}, {"user": "night-shift", "password": password}])}]}]))
+    for verbosity in (0, 1, 3):
+        r = ansible.playbook(pb, verbosity=verbosity)
+        assert r.rc != 0, r
+        assert "Flower user 'night-shift': the password is refused" in r.output, r
+        assert why in r.output, r
+        assert "Flower user 'ops'" not in r.output, r
+        for secret in (password, ACCEPTED) + tuple(p for p in password.split("\n") if "Secret" in p):
+            assert secret not in r.output, (verbosity, secret, r)
+        assert not root.exists()
+
+
+def test_accepted_password_is_never_printed_even_at_vvv(ansible, tmp_path):
+    pb = tmp_path / "site.yml"
+    root = tmp_path / "host"
+    pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": [
+        {"role": "callcenter.ops.flower", "vars": dict(
+            flower_deploy_method="compose", flower_compose_dir=str(root / "flower"), flower_compose_up=False,
+            flower_broker_url="redis://:Broker-Secret-9@10.0.0.5:6379/0",
+            flower_basic_auth=[{"user": "ops", "password": ACCEPTED}])}]}]))
+    for verbosity in (0, 1, 3):
+        r = ansible.playbook(pb, verbosity=verbosity)
+        assert r.rc == 0, r
+        assert ACCEPTED not in r.output and "Broker-Secret-9" not in r.output, (verbosity, r)
+
+
+@pytest.mark.parametrize("user", ["a:b", "a,b", "ops\nFLOWER_X=1", "o'ps"])
+def test_malformed_user_is_refused_by_name(ansible, tmp_path, user):
+    r, root = play(ansible, tmp_path, flower_basic_auth=[{"user": user, "password": ACCEPTED}])
+    assert r.rc != 0
+    assert "user name" in r.output and ACCEPTED not in r.output, r
+    assert not root.exists()
+
+
+@pytest.mark.parametrize("variables", [
+    dict(flower_extra_env={"FLOWER_X": "1\nFLOWER_UNAUTHENTICATED_API=true"}),
+    dict(flower_extra_env={"BAD KEY": "1"}),
+    dict(flower_broker_url="redis://127.0.0.1:6379/0\nFLOWER_UNAUTHENTICATED_API=true"),
+    dict(flower_db_path="/var/lib/flower/x\nFLOWER_UNAUTHENTICATED_API=true"),
+])
+def test_nothing_can_inject_a_line_into_the_env_file(ansible, tmp_path, variables):
+    r, root = play(ansible, tmp_path, **variables)
+    assert r.rc != 0, r
+    assert "flower.env" in r.output, r
+    assert not root.exists()
+
+
+def test_env_file_quotes_every_value_for_systemd_sh_and_compose(ansible, tmp_path):
+    password = "Dollar$HOME-and#hash and space"
+    r, root = play(ansible, tmp_path, flower_basic_auth=[{"user": "ops", "password": password}],
+                   flower_extra_env={"FLOWER_AUTO_REFRESH": "False"})
+    assert r.rc == 0, r
+    env = root / "flower" / "flower.env"
+    # the shell (molecule starts Flower with `set -a; . flower.env`) reads the value back verbatim
+    out = subprocess.run(["sh", "-c", "set -a; . %s; printf %%s \"$FLOWER_BASIC_AUTH\"" % env],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == "ops:" + password
+    if shutil.which("docker-compose"):
+        p = subprocess.run(["docker-compose", "-f", str(root / "flower" / "docker-compose.yml"), "config"],
+                           capture_output=True, text=True, check=False)
+        assert p.returncode == 0, p.stderr
+        environment = yaml.safe_load(p.stdout)["services"]["flower"]["environment"]
+        assert environment["FLOWER_BASIC_AUTH"].replace("$$", "$") == "ops:" + password
+        assert environment["FLOWER_AUTO_REFRESH"] == "False"

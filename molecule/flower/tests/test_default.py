@@ -18,9 +18,9 @@ def test_environment_file_holds_the_secrets_and_is_private(host):
     f = host.file(ENV)
     assert f.mode == 0o600 and f.user == "root"
     assert "FLOWER_BASIC_AUTH='ops:%s'" % PASSWORD in f.content_string
-    assert "CELERY_BROKER_URL=redis://:%s@127.0.0.1:%s/0" % (REDIS_PASSWORD, REDIS_PORT) in f.content_string
-    assert "FLOWER_ADDRESS=127.0.0.1" in f.content_string
-    assert "FLOWER_URL_PREFIX=flower" in f.content_string
+    assert "CELERY_BROKER_URL='redis://:%s@127.0.0.1:%s/0'" % (REDIS_PASSWORD, REDIS_PORT) in f.content_string
+    assert "FLOWER_ADDRESS='127.0.0.1'" in f.content_string
+    assert "FLOWER_URL_PREFIX='flower'" in f.content_string
 
 
 def test_unit_has_no_secret_and_passes_systemd_analyze(host, tmp_path):
