@@ -8,8 +8,16 @@ Why a full read: ``pg_restore --list`` reads only the table of contents at the h
 archive, so a dump truncated at half or with a flipped byte in the middle passes it. Here the
 file is read once, in chunks: the gzip stream is decompressed and its CRC and length checked,
 and the same bytes are fed through pipes to ``pg_restore --list`` (table of contents) and, in
-full mode, to ``pg_restore -f /dev/null`` (every data block). Nothing is written to disk and
-memory stays bounded by the chunk size whatever the dump size."""
+full mode, to ``pg_restore -f /dev/null`` (every data block). Nothing is written to disk.
+
+Fail closed, never hang, never harm the host: only regular files are opened (a FIFO would
+block ``open()`` forever, a tape device may rewind); every OSError becomes a failed check with
+a sentence; one deadline covers every step from the first ``open()`` to pg_restore's exit;
+decompression yields at most OUT_CHUNK bytes at a time (a gzip bomb cannot fill memory) and
+each pg_restore runs under an address-space limit (a corrupt length field cannot either).
+
+STDLIB ONLY (isal optional): the backup_verify role installs this file on hosts as
+ccops_backup.py, beside ccops_textfile.py and ccops_params.py, where no Ansible exists."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -23,10 +31,20 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import threading
 import time
 import zlib
+
+try:
+    from ansible_collections.callcenter.ops.plugins.module_utils import textfile
+except ImportError:  # installed on a host by the backup_verify role, without Ansible
+    import ccops_textfile as textfile
+try:
+    from ansible_collections.callcenter.ops.plugins.module_utils import params
+except ImportError:
+    import ccops_params as params
 
 try:
     from isal import isal_zlib as fast_zlib  # ISA-L: ~4x faster inflate than zlib
@@ -36,45 +54,147 @@ except ImportError:
     HAS_ISAL = False
 
 CHUNK = 1024 * 1024
+# Most bytes one decompress call may return: a gzip of zeros expands ~1000x, so a whole
+# 1 MiB input chunk at once could be 1 GiB (measured: 2.1 GB RSS before this bound).
+OUT_CHUNK = 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 PGDMP_MAGIC = b"PGDMP"
-DEFAULT_PG_RESTORE_MEMORY = 512 * 1024 * 1024
+# Address space of each pg_restore child (RLIMIT_AS), MiB. pg_restore 15 needs 17.6 MiB on a
+# normal dump (VmPeak; RSS 9.7 MB). 28 leaves ~10 MiB for its largest block (a -Fc -Z0 dump
+# holds each row in one block) and keeps both children plus the verifier under 64 MB RSS
+# even for a crafted dump (measured: 32 MiB let a corrupt TOC reach 62 MB, 64 MiB 77 MB).
+DEFAULT_MEMORY_LIMIT_MB = 28
+MIN_MEMORY_LIMIT_MB = 24  # below this pg_restore cannot even map its libraries
+DEFAULT_PG_RESTORE_MEMORY = DEFAULT_MEMORY_LIMIT_MB * 1024 * 1024
 
 
 class BackupError(Exception):
     """The backup could not be checked at all (missing file, no pg_restore, ...)."""
 
 
-def find_backup(path, pattern="*.dump.gz"):
-    """The file to verify: ``path`` itself, or the newest file in directory ``path`` whose name
-    matches ``pattern``. Raises BackupError naming what is wrong."""
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+_ERRNO_SENTENCES = {
+    errno.ENOENT: "%s does not exist",
+    errno.EACCES: "%s: permission denied (run the verification as a user that can read the backups)",
+    errno.EPERM: "%s: operation not permitted (run the verification as a user that can read the backups)",
+    errno.ELOOP: "%s: too many levels of symbolic links (a symlink loop?): fix the link or give the backup's "
+                 "real path",
+    errno.ENAMETOOLONG: "%s: file name too long: check the path",
+    errno.ENOTDIR: "%s: a component of the path is not a directory: check the path",
+    errno.EIO: "%s: input/output error while reading it: the disk or network file system failed (see dmesg); "
+               "the backup cannot be trusted until it reads back",
+    errno.ENXIO: "%s: no such device or address: it is not a file that can be read",
+}
+
+
+def short_path(path, limit=200):
+    """``path`` for a message: very long ones (ENAMETOOLONG) are cut in the middle."""
+    path = str(path)
+    return path if len(path) <= limit else "%s...%s" % (path[:limit - 60], path[-50:])
+
+
+def os_error_message(path, exc):
+    """One sentence naming ``path``, what went wrong and the fix, for any OSError."""
+    where = short_path(path)
+    sentence = _ERRNO_SENTENCES.get(getattr(exc, "errno", None))
+    if sentence:
+        return sentence % where
+    code = errno.errorcode.get(getattr(exc, "errno", None) or 0, "")
+    return "%s: cannot be read: %s%s" % (where, getattr(exc, "strerror", None) or exc, " (%s)" % code if code else "")
+
+
+def file_kind(mode):
+    """"a FIFO", "a socket", ... for a stat mode that is not a regular file; None for one."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def not_regular_message(path, kind):
+    return ("%s is %s, not a regular file: it was not opened (only backup files are verified; point path at "
+            "the dump file or its directory)" % (short_path(path), kind))
+
+
+def open_regular(path):
+    """Open ``path`` for binary reading if, and only if, it is a regular file (symlinks followed).
+    FIFOs, sockets and devices are refused from their stat(), never opened: a FIFO blocks
+    ``open()`` until a writer comes, a device may act on being opened. O_NONBLOCK and a
+    fstat() of what was opened close the window in which the name could be swapped.
+    Raises BackupError with a sentence for every refusal and every OSError."""
     try:
-        os.stat(path)
-    except FileNotFoundError:
-        raise BackupError("%s does not exist" % path)
-    except PermissionError:
-        raise BackupError("%s: permission denied" % path)
-    if not os.path.isdir(path):
+        st = os.stat(path)
+    except OSError as e:
+        raise BackupError(os_error_message(path, e))
+    kind = file_kind(st.st_mode)
+    if kind:
+        raise BackupError(not_regular_message(path, kind))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise BackupError(os_error_message(path, e))
+    try:
+        kind = file_kind(os.fstat(fd).st_mode)
+        if kind:
+            raise BackupError(not_regular_message(path, kind) + " (it was replaced while being opened)")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def find_backup(path, pattern="*.dump.gz", skipped=None):
+    """The file to verify: ``path`` itself, or the newest regular file in directory ``path``
+    whose name matches ``pattern``. Matching entries that are not regular files (a FIFO, a
+    socket) are skipped without being opened and, when ``skipped`` is a list, named in it.
+    Raises BackupError naming what is wrong."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise BackupError(os_error_message(path, e))
+    if not stat.S_ISDIR(st.st_mode):
+        kind = file_kind(st.st_mode)
+        if kind:
+            raise BackupError(not_regular_message(path, kind))
         return path
     try:
         names = os.listdir(path)
-    except PermissionError:
-        raise BackupError("directory %s: permission denied (cannot list it)" % path)
+    except OSError as e:
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise BackupError("directory %s: permission denied (cannot list it)" % short_path(path))
+        raise BackupError("directory %s cannot be listed: %s" % (short_path(path), os_error_message(path, e)))
     best = None
+    passed = []
     for name in names:
         if not fnmatch.fnmatch(name, pattern):
             continue
         full = os.path.join(path, name)
         try:
             fst = os.stat(full)
-        except OSError:
+        except OSError as e:
+            passed.append(os_error_message(full, e))
             continue
-        if not os.path.isfile(full):
+        kind = file_kind(fst.st_mode)
+        if kind:
+            passed.append("%s is %s, not a regular file" % (short_path(full), kind))
             continue
         if best is None or (fst.st_mtime, name) > best[0]:
             best = ((fst.st_mtime, name), full)
+    if skipped is not None:
+        skipped.extend(sorted(passed))
     if best is None:
-        raise BackupError("no file matches %s in %s" % (pattern, path))
+        raise BackupError("no file matches %s in %s%s" % (
+            pattern, short_path(path), " (skipped: %s)" % "; ".join(sorted(passed)[:5]) if passed else ""))
     return best[1]
 
 
@@ -111,8 +231,9 @@ def _grow_pipe(stream, size=CHUNK):
 
 
 class _Sink:
-    """A child process fed through its stdin, with stdout/stderr collected by threads so the
-    pipes never fill up and block."""
+    """A child process fed through its stdin. Its stdout/stderr are collected by threads so the
+    pipes never fill up and block; those threads start only in start_readers(), once every
+    child exists (a preexec_fn after threads have started is documented unsafe)."""
 
     def __init__(self, argv, memory_limit=None, capture_stdout=False):
         def limit():
@@ -124,11 +245,14 @@ class _Sink:
                                      stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, preexec_fn=limit, close_fds=True)
         _grow_pipe(self.proc.stdin)
+        self.capture_stdout = capture_stdout
         self.stdout = []
         self.stderr = []
         self.closed = False
         self.threads = []
-        if capture_stdout:
+
+    def start_readers(self):
+        if self.capture_stdout:
             self.threads.append(self._drain(self.proc.stdout, self.stdout))
         self.threads.append(self._drain(self.proc.stderr, self.stderr))
 
@@ -149,37 +273,80 @@ class _Sink:
         try:
             self.proc.stdin.write(data)
             return True
-        except (BrokenPipeError, OSError) as e:
-            if isinstance(e, BrokenPipeError) or e.errno in (errno.EPIPE, errno.EINVAL):
+        except (BrokenPipeError, OSError, ValueError) as e:
+            if isinstance(e, (BrokenPipeError, ValueError)) or e.errno in (errno.EPIPE, errno.EINVAL):
                 self.closed = True
                 return False
             raise
 
     def finish(self, timeout):
+        """Close stdin and wait at most ``timeout`` seconds: (exit status or None when it had to
+        be killed, stdout, stderr)."""
         if not self.closed:
             try:
                 self.proc.stdin.close()
-            except OSError:
+            except (OSError, ValueError):
                 pass
             self.closed = True
         try:
-            rc = self.proc.wait(timeout)
+            rc = self.proc.wait(max(0.0, timeout))
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
             rc = None
         for t in self.threads:
             t.join(5)
         return rc, b"".join(self.stdout).decode("utf-8", "replace"), b"".join(self.stderr).decode("utf-8", "replace")
 
     def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        """Kill and reap the child if it still runs (idempotent, never raises)."""
         try:
-            self.proc.stdin.close()
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
         except OSError:
             pass
+        self.closed = True
+        try:
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+
+
+class Inflater:
+    """gzip decompression with bounded output: pieces() yields at most ``max_out`` bytes at a
+    time whatever the input expands to. Members after the end of one are read on (as gzip
+    does); bytes after the last member that are not gzip are kept (up to CHUNK) in ``extra``."""
+
+    def __init__(self, lib=None):
+        self.lib = lib or (fast_zlib if HAS_ISAL else zlib)
+        self.obj = self._new()
+        self.extra = b""
+
+    def _new(self):
+        return self.lib.decompressobj(16 + zlib.MAX_WBITS)
+
+    @property
+    def eof(self):
+        return self.obj.eof
+
+    def pieces(self, data, max_out=OUT_CHUNK):
+        """Decompress ``data``; yields output pieces of at most ``max_out`` bytes. Raises the
+        library's error on corrupt data."""
+        while True:
+            if self.obj.eof:
+                if not data:
+                    return
+                if self.extra or not data.startswith(GZIP_MAGIC[:min(len(data), 2)]):
+                    self.extra = (self.extra + data)[:CHUNK]
+                    return
+                self.obj = self._new()
+            out = self.obj.decompress(data, max_out)
+            data = self.obj.unused_data if self.obj.eof else self.obj.unconsumed_tail
+            if out:
+                yield out
+            # a full piece may leave output pending inside the decompressor: ask again
+            if not data and len(out) < max_out and not self.obj.eof:
+                return
 
 
 def parse_toc(listing):
@@ -217,15 +384,51 @@ def _first_line(text):
     return ""
 
 
-def verify(path, mode="full", pg_restore="pg_restore", memory_limit=DEFAULT_PG_RESTORE_MEMORY,
-           expected_sha256=None, timeout=3600, chunk_size=CHUNK):
-    """Verify one backup file. Returns a dict: ``valid``, ``checks`` (name, ok, message),
-    ``toc``, ``format``, ``compressed``, ``bytes_read``, ``uncompressed_size``, ``sha256``.
+class _GzipError(Exception):
+    def __init__(self, cause):
+        Exception.__init__(self, str(cause))
+        self.cause = cause
 
-    Raises BackupError only when the check itself cannot run (pg_restore missing)."""
+
+class _Timeout(Exception):
+    pass
+
+
+def _wait(sink, seconds):
+    """Exit status of a child that closed its stdin, waiting at most ``seconds``; None if it runs."""
+    try:
+        return sink.proc.wait(max(0.0, seconds))
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def integrity_of(result, mode, expected_sha256, gzip_checked):
+    """What protected the data blocks in this verification: checksum_file, gzip_crc,
+    pg_dump_compression or none (an uncompressed -Fc -Z0 dump has no checksum of its own)."""
+    if expected_sha256 and result.get("sha256"):
+        return "checksum_file"
+    if result.get("compressed") and gzip_checked:
+        return "gzip_crc"
+    compression = str((result.get("toc") or {}).get("compression") or "0").strip().lower()
+    if mode == "full" and result.get("data_read") and compression not in ("0", "none", ""):
+        return "pg_dump_compression"
+    return "none"
+
+
+def verify(path, mode="full", pg_restore="pg_restore", memory_limit=DEFAULT_PG_RESTORE_MEMORY,
+           expected_sha256=None, timeout=3600, chunk_size=CHUNK, deadline=None, out_chunk=OUT_CHUNK):
+    """Verify one backup file. Returns a dict: ``valid``, ``checks`` (name, ok, message),
+    ``toc``, ``format``, ``compressed``, ``uncompressed_size``, ``sha256``, ``decompressor``,
+    ``integrity`` and ``warnings``.
+
+    ``deadline`` (time.monotonic()) defaults to now + ``timeout``; it covers every step from
+    the first open() to pg_restore's exit. Raises BackupError only when the check itself
+    cannot run (pg_restore missing); every other problem is a failed check."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout
     checks = []
-    result = dict(valid=False, checks=checks, toc=None, format=None, compressed=None,
-                  uncompressed_size=None, sha256=None, decompressor=None)
+    result = dict(valid=False, checks=checks, toc=None, format=None, compressed=None, uncompressed_size=None,
+                  sha256=None, decompressor=None, integrity="none", warnings=[])
 
     def fail(name, message):
         checks.append(Check(name, False, message))
@@ -233,167 +436,259 @@ def verify(path, mode="full", pg_restore="pg_restore", memory_limit=DEFAULT_PG_R
         return result
 
     try:
-        fh = open(path, "rb")
-    except PermissionError:
-        return fail("readable", "%s: permission denied" % path)
-    except IsADirectoryError:
-        return fail("readable", "%s is a directory" % path)
-    except FileNotFoundError:
-        return fail("readable", "%s does not exist" % path)
-    with fh:
-        head = fh.read(chunk_size)
-        if not head:
-            return fail("format", "%s is empty (0 bytes)" % path)
-        kind = sniff(head)
-        result["compressed"] = kind == "gzip"
-        inflater = None
-        first = head
-        head_extra = b""
-        if kind == "gzip":
-            lib = fast_zlib if HAS_ISAL else zlib
-            result["decompressor"] = "isal" if HAS_ISAL else "zlib"
-            inflater = lib.decompressobj(16 + zlib.MAX_WBITS)
-            try:
-                first, inflater, head_extra = _inflate(inflater, head)
-            except Exception as e:
-                return fail("gzip", _gzip_message(e, len(head)))
-            if not first:
-                if inflater.eof:
-                    return fail("gzip", "%s holds an empty gzip stream (0 bytes once decompressed)" % path)
-                return fail("gzip", "truncated after %d bytes: the gzip stream ends before any data" % len(head))
-            inner = sniff(first)
-            checks.append(Check("gzip_header", True, "gzip stream"))
-        else:
-            inner = kind
-        if inner is not None and inner != "custom":
-            if inner == "plain-sql":
-                return fail("format", "%s is a plain-SQL dump%s, not a pg_dump custom-format archive: pg_restore "
-                                      "cannot read it (make backups with pg_dump -Fc)" %
-                            (path, " inside gzip" if kind == "gzip" else ""))
-            if inner == "tar":
-                return fail("format", "%s is a tar-format dump (pg_dump -Ft); only custom format (-Fc) is supported"
-                            % path)
-            if inner == "gzip":
-                return fail("format", "%s is gzip'ed twice" % path)
-            return fail("format", "%s is not a pg_dump archive (no PGDMP signature%s)" %
-                        (path, " inside the gzip stream" if kind == "gzip" else ""))
-        if inner == "custom":
-            checks.append(Check("format", True, "pg_dump custom-format archive"))
-        result["format"] = "custom"
+        fh = open_regular(path)
+    except BackupError as e:
+        return fail("readable", str(e))
+    try:
+        with fh:
+            return _verify_stream(fh, path, result, checks, fail, mode, pg_restore, memory_limit, expected_sha256,
+                                  timeout, chunk_size, deadline, out_chunk)
+    except OSError as e:  # EIO in the middle of the file, ...
+        return fail("readable", os_error_message(path, e))
 
-        if not (os.path.sep in pg_restore and os.access(pg_restore, os.X_OK)) and not shutil.which(pg_restore):
-            raise BackupError("pg_restore not found (%s): install the PostgreSQL client (postgresql-client-15) "
-                              "or set pg_restore_path" % pg_restore)
+
+def _verify_stream(fh, path, result, checks, fail, mode, pg_restore, memory_limit, expected_sha256, timeout,
+                   chunk_size, deadline, out_chunk):
+    head = fh.read(chunk_size)
+    if not head:
+        return fail("format", "%s is empty (0 bytes)" % path)
+    kind = sniff(head)
+    result["compressed"] = kind == "gzip"
+    inflater = None
+    first = head
+    rest_of_head = iter(())
+    if kind == "gzip":
+        inflater = Inflater()
+        result["decompressor"] = "isal" if HAS_ISAL and inflater.lib is fast_zlib else "zlib"
+        rest_of_head = inflater.pieces(head, out_chunk)
         try:
-            lister = _Sink([pg_restore, "--list"], memory_limit, capture_stdout=True)
-            full = _Sink([pg_restore, "-f", os.devnull], memory_limit) if mode == "full" else None
+            first = next(rest_of_head, b"")
+        except Exception as e:
+            return fail("gzip", _gzip_message(e, len(head)))
+        if not first:
+            if inflater.eof:
+                return fail("gzip", "%s holds an empty gzip stream (0 bytes once decompressed)" % path)
+            return fail("gzip", "truncated after %d bytes: the gzip stream ends before any data" % len(head))
+        inner = sniff(first)
+        checks.append(Check("gzip_header", True, "gzip stream"))
+    else:
+        inner = kind
+    if inner != "custom":
+        if inner == "plain-sql":
+            return fail("format", "%s is a plain-SQL dump%s, not a pg_dump custom-format archive: pg_restore "
+                                  "cannot read it (make backups with pg_dump -Fc)" %
+                        (path, " inside gzip" if kind == "gzip" else ""))
+        if inner == "tar":
+            return fail("format", "%s is a tar-format dump (pg_dump -Ft); only custom format (-Fc) is supported"
+                        % path)
+        if inner == "gzip":
+            return fail("format", "%s is gzip'ed twice" % path)
+        return fail("format", "%s is not a pg_dump archive (no PGDMP signature%s)" %
+                    (path, " inside the gzip stream" if kind == "gzip" else ""))
+    checks.append(Check("format", True, "pg_dump custom-format archive"))
+    result["format"] = "custom"
+
+    if not (os.path.sep in pg_restore and os.access(pg_restore, os.X_OK)) and not shutil.which(pg_restore):
+        raise BackupError("pg_restore not found (%s): install the PostgreSQL client (postgresql-client-15) "
+                          "or set pg_restore_path" % pg_restore)
+    sinks = []
+    watchdog = None
+    try:
+        # Both children first, then every thread (preexec_fn is unsafe once threads run).
+        try:
+            sinks.append(_Sink([pg_restore, "--list"], memory_limit, capture_stdout=True))
+            if mode == "full":
+                sinks.append(_Sink([pg_restore, "-f", os.devnull], memory_limit))
         except OSError as e:
             raise BackupError("pg_restore (%s) could not be started: %s" % (pg_restore, e.strerror or e))
-        sinks = [s for s in (lister, full) if s]
-        digest = hashlib.sha256() if expected_sha256 else None
-        total_in = 0
-        total_out = 0
-        deadline = time.monotonic() + timeout
-        gzip_problem = None
-        trailing = head_extra
-        chunk = head
-        out = first
+        for s in sinks:
+            s.start_readers()
+        timed_out = threading.Event()
+
+        def on_deadline():
+            timed_out.set()
+            for s in sinks:  # unblocks a write to a child that stopped reading
+                try:
+                    s.proc.kill()
+                except OSError:
+                    pass
+
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), on_deadline)
+        watchdog.daemon = True
+        watchdog.start()
+        stream = dict(fh=fh, head=head, first=first, rest_of_head=rest_of_head, inflater=inflater,
+                      lister=sinks[0], full=sinks[1] if mode == "full" else None, timed_out=timed_out)
+        return _feed(stream, path, result, checks, mode, memory_limit, expected_sha256, timeout, chunk_size,
+                     deadline, out_chunk)
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        for s in sinks:
+            s.kill()
+
+
+def _feed(stream, path, result, checks, mode, memory_limit, expected_sha256, timeout, chunk_size, deadline,
+          out_chunk):
+    fh, inflater, lister, full = stream["fh"], stream["inflater"], stream["lister"], stream["full"]
+    digest = hashlib.sha256() if expected_sha256 else None
+    counts = dict(bytes_in=len(stream["head"]), bytes_out=0)
+    if digest:
+        digest.update(stream["head"])
+
+    def outputs():
+        yield stream["first"]
+        try:
+            for piece in stream["rest_of_head"]:
+                yield piece
+        except Exception as e:
+            raise _GzipError(e)
         while True:
-            total_in += len(chunk)
-            if digest:
-                digest.update(chunk)
-            if out:
-                total_out += len(out)
-                alive = [s.feed(out) for s in sinks]
-                if mode == "toc" and not alive[0]:
-                    break  # the TOC has been read; toc mode stops here
             if time.monotonic() > deadline:
-                gzip_problem = "verification took longer than %ss and was stopped" % timeout
-                break
+                raise _Timeout()
             chunk = fh.read(chunk_size)
             if not chunk:
+                return
+            counts["bytes_in"] += len(chunk)
+            if digest:
+                digest.update(chunk)
+            if inflater is None:
+                yield chunk
+                continue
+            try:
+                for piece in inflater.pieces(chunk, out_chunk):
+                    yield piece
+            except Exception as e:
+                raise _GzipError(e)
+
+    sinks = [s for s in (lister, full) if s]
+    gzip_problem = None
+    stop = None  # why reading ended before the end of the file: toc, pg_restore, timeout
+    try:
+        for piece in outputs():
+            counts["bytes_out"] += len(piece)
+            alive = [s.feed(piece) for s in sinks]
+            if stream["timed_out"].is_set() or time.monotonic() > deadline:
+                stop = "timeout"
                 break
-            if inflater is not None:
-                try:
-                    out, inflater, extra = _inflate(inflater, chunk)
-                except Exception as e:
-                    gzip_problem = _gzip_message(e, total_in)
+            if mode == "toc" and not alive[0]:
+                stop = "toc"  # the TOC has been read; toc mode stops here
+                break
+            if full is not None and not alive[1]:
+                rc = _wait(full, min(2.0, deadline - time.monotonic()))
+                if rc is not None and rc != 0:
+                    stop = "pg_restore"  # it failed: reading on (a gzip bomb) would only cost time
                     break
-                if extra:
-                    trailing = (trailing + extra)[:CHUNK]
-            else:
-                out = chunk
-        if inflater is not None and gzip_problem is None and (mode == "full" or total_in >= os.path.getsize(path)):
+    except _GzipError as e:
+        gzip_problem = _gzip_message(e.cause, counts["bytes_in"])
+    except _Timeout:
+        stop = "timeout"
+    total_in, total_out = counts["bytes_in"], counts["bytes_out"]
+    read_to_end = stop is None and gzip_problem is None
+    gzip_checked = False
+    if inflater is not None and read_to_end:
+        if mode == "full" or total_in >= os.fstat(fh.fileno()).st_size:
             if not inflater.eof:
                 gzip_problem = "truncated after %d bytes: the gzip stream ends without its trailer" % total_in
-            elif trailing.strip(b"\x00"):
-                gzip_problem = "%d bytes of trailing garbage after the gzip stream" % len(trailing)
-        if digest:
-            while mode == "toc":
+            elif inflater.extra.strip(b"\x00"):
+                gzip_problem = "%d bytes of trailing garbage after the gzip stream" % len(inflater.extra)
+            else:
+                gzip_checked = True
+    if digest and stop in (None, "toc"):
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise _Timeout()
                 more = fh.read(chunk_size)
                 if not more:
                     break
                 digest.update(more)
-    rc_list, listing, err_list = lister.finish(timeout=60)
-    if full:
-        if gzip_problem:
-            full.kill()
-            rc_full, err_full = None, ""
-        else:
-            rc_full, _out, err_full = full.finish(timeout=max(1, deadline - time.monotonic()))
+        except _Timeout:
+            stop = "timeout"
 
-    result["uncompressed_size"] = total_out if (mode == "full" or not result["compressed"]) else None
+    rc_list, listing, err_list = lister.finish(deadline - time.monotonic() if stop != "timeout" else 0)
+    rc_full = err_full = None
+    if full:
+        if gzip_problem or stop == "timeout":
+            full.kill()
+        else:
+            rc_full, _out, err_full = full.finish(deadline - time.monotonic())
+    if stream["timed_out"].is_set():
+        stop = "timeout"
+
+    result["uncompressed_size"] = total_out if (read_to_end and (mode == "full" or not result["compressed"])) else None
+    if stop == "timeout":
+        checks.append(Check("timeout", False, "verification of %s was stopped by its timeout of %ss (after %d "
+                                              "bytes): raise timeout for backups this large, or look for a hung "
+                                              "disk or pg_restore" % (path, timeout, total_in)))
     if result["compressed"]:
         if gzip_problem:
             checks.append(Check("gzip", False, gzip_problem))
-        elif mode == "full":
+        elif gzip_checked and mode == "full":
             checks.append(Check("gzip", True, "gzip CRC and length match (%d bytes uncompressed)" % total_out))
     if rc_list == 0 and listing:
         toc = parse_toc(listing)
         result["toc"] = toc
-        checks.append(Check("toc", True, "table of contents readable: %s entries, %d tables, database %s"
-                            % (toc["entries"], len(toc["tables"]), toc["database"])))
+        if toc["entries"] == 0:  # pg_dump always writes ENCODING, STDSTRINGS, SEARCHPATH entries
+            checks.append(Check("toc", False, "the table of contents lists no entries at all: not an archive "
+                                              "pg_dump made, or its header is corrupt"))
+        else:
+            checks.append(Check("toc", True, "table of contents readable: %s entries, %d tables, database %s"
+                                % (toc["entries"], len(toc["tables"]), toc["database"])))
+    elif rc_list is None or stop == "timeout":
+        checks.append(Check("toc", False, "pg_restore --list did not finish before the timeout"))
     else:
         checks.append(Check("toc", False, "pg_restore --list could not read the table of contents: %s"
-                            % (_first_line(err_list) or "exit status %s" % rc_list)))
+                            % _pg_restore_problem(err_list, rc_list, memory_limit)))
     if full:
-        if gzip_problem:
+        if stop == "timeout":
+            checks.append(Check("data", False, "data not fully checked: stopped by the timeout"))
+        elif gzip_problem:
             checks.append(Check("data", False, "data not checked: the gzip stream is broken"))
-        elif rc_full == 0 and not err_full.strip():
+        elif rc_full == 0 and not (err_full or "").strip():
+            result["data_read"] = True
             checks.append(Check("data", True, "pg_restore read every data block (%d bytes)" % total_out))
         else:
-            line = _first_line(err_full) or "exit status %s" % rc_full
-            msg = "pg_restore could not read the archive: %s" % line
-            if "out of memory" in err_full:
-                msg += " (a corrupt length field; pg_restore was limited to %d MB)" % (memory_limit // 1048576)
-            if not result["compressed"] and ("unexpected end of file" in err_full or "could not read" in err_full):
-                msg = "truncated or corrupt after %d bytes: %s" % (total_in, line)
+            msg = "pg_restore could not read the archive: %s" % _pg_restore_problem(err_full, rc_full, memory_limit)
+            if stop == "pg_restore":
+                msg += " (it stopped after %d bytes of the file; the rest was not read)" % total_in
+            elif not result["compressed"] and ("unexpected end of file" in err_full or "could not read" in err_full):
+                msg = "truncated or corrupt after %d bytes: %s" % (total_in, _first_line(err_full))
             checks.append(Check("data", False, msg))
     if expected_sha256:
-        got = digest.hexdigest()
-        result["sha256"] = got
-        if got.lower() == expected_sha256.lower():
-            checks.append(Check("checksum", True, "sha256 matches the checksum file"))
+        if stop in (None, "toc"):
+            got = digest.hexdigest()
+            result["sha256"] = got
+            if got.lower() == expected_sha256.lower():
+                checks.append(Check("checksum", True, "sha256 matches the checksum file"))
+            else:
+                checks.append(Check("checksum", False, "sha256 mismatch: file has %s, checksum file says %s"
+                                    % (got, expected_sha256)))
         else:
-            checks.append(Check("checksum", False, "sha256 mismatch: file has %s, checksum file says %s"
-                                % (got, expected_sha256)))
+            checks.append(Check("checksum", False, "sha256 not computed: the file was not read to the end"))
+    result["integrity"] = integrity_of(result, mode, expected_sha256, gzip_checked)
+    result.pop("data_read", None)
+    if mode == "full" and result["integrity"] == "none" and result.get("toc"):
+        result["warnings"].append(
+            "%s is an uncompressed custom-format dump (pg_dump -Fc -Z0) without gzip or a checksum file: nothing "
+            "protects its data blocks, so a flipped byte inside table data cannot be detected. gzip it, let "
+            "pg_dump compress it (-Z1..9) or write a sha256 file at backup time (checksum_file=auto)" % path)
     result["checks"] = [c.as_dict() for c in checks]
     result["valid"] = all(c.ok for c in checks)
     return result
 
 
-def _inflate(inflater, data):
-    """Decompress ``data``; a new gzip member after the end of one is read on (as gzip does).
-    Returns (output, inflater now in use, bytes that are not gzip after the end)."""
-    out = []
-    while data:
-        if inflater.eof:
-            if not data.startswith(GZIP_MAGIC[:len(data)]) or (len(data) >= 2 and not data.startswith(GZIP_MAGIC)):
-                return b"".join(out), inflater, data
-            inflater = (fast_zlib if HAS_ISAL else zlib).decompressobj(16 + zlib.MAX_WBITS)
-        out.append(inflater.decompress(data))
-        data = inflater.unused_data if inflater.eof else b""
-    return b"".join(out), inflater, b""
+def _pg_restore_problem(stderr, rc, memory_limit):
+    """pg_restore's own first error line, with the fix when the memory limit caused it."""
+    stderr = stderr or ""
+    line = _first_line(stderr) or "exit status %s" % rc
+    mb = (memory_limit or 0) // 1048576
+    if "error while loading shared libraries" in stderr or "failed to map segment" in stderr:
+        return ("%s (pg_restore cannot even start within the memory limit of %d MiB: raise "
+                "pg_restore_memory_limit)" % (line, mb))
+    if "out of memory" in stderr:
+        return ("%s (pg_restore was limited to %d MiB: a corrupt length field, or a row larger than the limit "
+                "allows; raise pg_restore_memory_limit if the dump holds rows that large)" % (line, mb))
+    return line
 
 
 def _gzip_message(exc, offset):
@@ -409,14 +704,15 @@ def _gzip_message(exc, offset):
 
 
 def read_checksum_file(path, backup_path):
-    """The sha256 for ``backup_path`` from a ``sha256sum``-style sidecar file."""
+    """The sha256 for ``backup_path`` from a ``sha256sum``-style sidecar file (a regular file;
+    at most 1 MiB of it is read)."""
     try:
-        with open(path) as fh:
-            content = fh.read(1 << 20)
-    except FileNotFoundError:
-        raise BackupError("checksum file %s does not exist" % path)
-    except PermissionError:
-        raise BackupError("checksum file %s: permission denied" % path)
+        with open_regular(path) as fh:
+            content = fh.read(1 << 20).decode("utf-8", "replace")
+    except BackupError as e:
+        raise BackupError("checksum file: %s" % e)
+    except OSError as e:
+        raise BackupError("checksum file: %s" % os_error_message(path, e))
     name = os.path.basename(backup_path)
     lines = [line.split() for line in content.splitlines() if line.strip()]
     for parts in lines:
@@ -427,10 +723,12 @@ def read_checksum_file(path, backup_path):
     raise BackupError("checksum file %s has no sha256 for %s" % (path, name))
 
 
-def metrics_text(result, prefix="callcenter_backup"):
-    """Prometheus textfile-collector exposition of a verification result."""
-    labels = '{path="%s"}' % result["path"].replace("\\", "\\\\").replace('"', '\\"')
-    rows = [
+def metrics_families(result, prefix="callcenter_backup"):
+    """Metric families (textfile.exposition) of a verification result. A failed one also
+    gets one ``<prefix>_verify_failure{check, reason}`` sample per failed check, so the
+    alert can say why."""
+    labels = dict(path=result["path"])
+    families = [
         ("verify_success", "gauge", "1 if the last verification of the newest backup passed, else 0",
          1 if result.get("valid") else 0),
         ("verify_last_run_timestamp_seconds", "gauge", "Unix time of the last verification", result["verified_at"]),
@@ -439,62 +737,62 @@ def metrics_text(result, prefix="callcenter_backup"):
         ("size_bytes", "gauge", "Size of the newest backup file", result.get("size")),
         ("mtime_seconds", "gauge", "Modification time of the newest backup file (Unix time)", result.get("mtime_epoch")),
     ]
-    lines = []
-    for name, kind, help_text, value in rows:
-        if value is None:
-            continue
-        lines.append("# HELP %s_%s %s" % (prefix, name, help_text))
-        lines.append("# TYPE %s_%s %s" % (prefix, name, kind))
-        lines.append("%s_%s%s %s" % (prefix, name, labels, _num(value)))
-    return "\n".join(lines) + "\n"
+    out = [("%s_%s" % (prefix, name), kind, help_text, [(labels, value)])
+           for name, kind, help_text, value in families if value is not None]
+    if not result.get("valid"):
+        failed = [c for c in result.get("checks") or [] if not c.get("ok")] or \
+            [dict(name="error", message=result.get("error") or "verification failed")]
+        out.append(("%s_verify_failure" % prefix, "gauge",
+                    "1 for each check that failed in the last verification (check name, reason)",
+                    [(dict(labels, check=c["name"], reason=str(c["message"])[:300]), 1) for c in failed]))
+    return out
 
 
-def _num(v):
-    if isinstance(v, bool):
-        return "1" if v else "0"
-    if isinstance(v, float):
-        return repr(round(v, 3))
-    return str(v)
+def metrics_text(result, prefix="callcenter_backup"):
+    """Prometheus textfile-collector exposition of a verification result (through textfile:
+    label values with a newline, quote or backslash cannot break the file)."""
+    return textfile.exposition(metrics_families(result, prefix))
+
+
+_METRIC_LINE = re.compile(r"^callcenter_backup_(verify_success|verify_last_run_timestamp_seconds)"
+                          r"(?:\{(?:[^\"}]|\"(?:[^\"\\]|\\.)*\")*\})?\s+(\S+)\s*$")
 
 
 def read_metrics(path):
     """The last verification recorded by metrics_text() in ``path``:
-    ``(success, last_run_epoch)``, each None when absent. Raises OSError."""
+    ``(success, last_run_epoch)``, each None when absent. Raises OSError (also for a path
+    that is not a regular file, which is never opened)."""
     success = last = None
-    with open(path) as fh:
-        for line in fh:
-            m = re.match(r"^callcenter_backup_(verify_success|verify_last_run_timestamp_seconds)\{[^}]*\}\s+(\S+)", line)
-            if m:
+    try:
+        fh = open_regular(path)
+    except BackupError as e:
+        raise OSError(errno.EINVAL, str(e))
+    with fh:
+        text = fh.read(4 << 20).decode("utf-8", "replace")
+    for line in text.splitlines():
+        m = _METRIC_LINE.match(line)
+        if m:
+            try:
                 value = float(m.group(2))
-                if m.group(1) == "verify_success":
-                    success = value == 1
-                else:
-                    last = value
+            except ValueError:
+                continue
+            if m.group(1) == "verify_success":
+                success = value == 1
+            else:
+                last = value
     return success, last
 
 
-def write_atomically(path, text, mode=0o644):
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename,
-    so a collector never reads half a file."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    tmp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+# Kept as a name for callers that imported it from here; the one writer is textfile's.
+write_atomically = textfile.write_atomically
 
 
 def file_facts(path, now=None):
-    st = os.stat(path)
+    """Size, mtime and age of ``path``. Raises BackupError with a sentence."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise BackupError(os_error_message(path, e))
     now = now or time.time()
     return dict(size=st.st_size, mtime_epoch=int(st.st_mtime),
                 mtime=datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).isoformat(),
@@ -532,28 +830,48 @@ def find_pg_restore(given=None):
 
 
 def check_backup(path, pattern="*.dump.gz", mode="full", max_age=None, min_size=None, checksum_file=None,
-                 pg_restore_path=None, memory_limit_mb=1024, timeout=3600):
+                 pg_restore_path=None, memory_limit_mb=DEFAULT_MEMORY_LIMIT_MB, timeout=3600):
     """Everything the module and the host-side script report: find the file, verify it, apply
-    max_age (seconds) and min_size (bytes). Never raises for a bad backup; ``valid`` says it."""
+    max_age (seconds) and min_size (bytes). Never raises: a bad backup, an OSError or any
+    other failure is a failed check (fail closed), and ``valid`` says it. One deadline,
+    ``timeout`` seconds from the start, covers every step."""
     started = time.monotonic()
-    result = dict(valid=False, checks=[])
+    result = dict(valid=False, checks=[], integrity="none", warnings=[])
     facts = {}
     try:
-        found = find_backup(path, pattern)
+        problem = params.timeout_problem(timeout)
+        if problem:
+            raise BackupError(problem)
+        deadline = started + float(timeout)
+        skipped = []
+        found = find_backup(path, pattern, skipped)
         result["path"] = found
+        newer = [s for s in skipped if " not a regular file" in s]
+        if newer and os.path.isdir(path):
+            result["warnings"].append("skipped in %s (never opened): %s" % (short_path(path), "; ".join(newer[:5])))
         facts = file_facts(found)
         result.update(size=facts["size"], mtime=facts["mtime"], age_seconds=facts["age_seconds"])
         expected = None
         if checksum_file:
             sidecar = found + ".sha256" if checksum_file == "auto" else checksum_file
-            if checksum_file != "auto" or os.path.exists(sidecar):
+            if checksum_file != "auto" or os.path.lexists(sidecar):
                 expected = read_checksum_file(sidecar, found)
         pg_restore = find_pg_restore(pg_restore_path)
-        result.update(verify(found, mode=mode, pg_restore=pg_restore, memory_limit=memory_limit_mb * 1024 * 1024,
-                             expected_sha256=expected, timeout=timeout))
+        verified = verify(found, mode=mode, pg_restore=pg_restore, memory_limit=int(memory_limit_mb) * 1024 * 1024,
+                          expected_sha256=expected, timeout=timeout, deadline=deadline)
+        result["warnings"].extend(verified.pop("warnings", []))
+        result.update(verified)
     except BackupError as e:
         result["checks"].append(dict(name="found", ok=False, message=str(e)))
         result["error"] = str(e)
+    except OSError as e:
+        message = os_error_message(getattr(e, "filename", None) or path, e)
+        result["checks"].append(dict(name="readable", ok=False, message=message))
+        result["error"] = message
+    except Exception as e:  # fail closed: whatever broke, the verification failed and says why
+        message = "the verification of %s failed unexpectedly: %s: %s" % (short_path(path), type(e).__name__, e)
+        result["checks"].append(dict(name="error", ok=False, message=message))
+        result["error"] = message
     checks = result["checks"]
     if facts:
         if max_age is not None:
@@ -571,7 +889,13 @@ def check_backup(path, pattern="*.dump.gz", mode="full", max_age=None, min_size=
     return result
 
 
+def failed_result(path, message, name="error"):
+    """A result of check_backup()'s shape for a verification that could not run at all."""
+    return dict(valid=False, path=path, checks=[dict(name=name, ok=False, message=message)], problems=[message],
+                error=message, integrity="none", warnings=[], duration=0.0)
+
+
 def write_metrics(metrics_file, result, requested_path):
-    """Write the Prometheus textfile for ``result`` atomically."""
+    """Write the Prometheus textfile for ``result`` atomically. Raises OSError."""
     metrics = dict(result, path=result.get("path", requested_path), verified_at=int(time.time()))
-    write_atomically(metrics_file, metrics_text(metrics))
+    textfile.write_atomically(metrics_file, metrics_text(metrics))

@@ -22,6 +22,13 @@ description:
     a flipped byte in the middle, passes C(--list), because it reads only the head.
   - The format is found by the file's first bytes, not by its name. Plain-SQL and tar dumps
     are refused with a message saying so.
+  - Only regular files are verified. A FIFO, socket or device (given as O(path) or matching
+    O(pattern) in a directory) is refused or skipped from its C(stat()), never opened, so it
+    cannot block the check. Any error of the file system (a symlink loop, a name too long, an
+    I/O error) is a failed check with a sentence, never a crash.
+  - Memory stays bounded whatever the input, a gzip bomb included. Decompression yields at most
+    1 MiB at a time, and each C(pg_restore) child runs under O(pg_restore_memory_limit).
+    Measured on PostgreSQL 15, the whole verification (all processes) peaks below 64 MB.
   - The module only reads the backup. It reports C(changed) only when it wrote O(metrics_file).
 author:
   - callcenter.ops maintainers (@callcenter-ops)
@@ -71,6 +78,8 @@ options:
         (C(callcenter_backup_verify_success), C(..._last_run_timestamp_seconds),
         C(callcenter_backup_age_seconds), C(..._size_bytes), C(..._verify_duration_seconds)).
       - Written whether the backup is valid or not, and also when no backup is found.
+        A failed verification also gets C(callcenter_backup_verify_failure{check, reason}) samples
+        saying which check failed and why.
     type: path
   pg_restore_path:
     description:
@@ -80,14 +89,19 @@ options:
     type: path
   pg_restore_memory_limit:
     description:
-      - Address-space limit for each C(pg_restore) child, in MiB. A corrupt length field can
-        make C(pg_restore) try to allocate gigabytes.
+      - Address-space limit (C(RLIMIT_AS)) for each C(pg_restore) child, in MiB, at least 24.
+        A corrupt length field can make C(pg_restore) try to allocate gigabytes.
+      - C(pg_restore) 15 needs about 18 MiB. The default leaves about 10 MiB for the largest
+        row of an uncompressed (C(-Z0)) dump, which C(pg_restore) holds in one block. A dump
+        with larger rows fails with C(out of memory) and the advice to raise this limit.
     type: int
-    default: 1024
+    default: 28
   timeout:
     description:
-      - Seconds after which the verification is stopped and reported as failed.
-    type: int
+      - Seconds after which the verification is stopped and reported as failed. The deadline
+        covers every step, from the first C(open()) to the exit of C(pg_restore).
+      - A finite number above 0 and at most 86400.
+    type: float
     default: 3600
   fail_on_invalid:
     description:
@@ -100,6 +114,12 @@ requirements:
 notes:
   - Only the custom format (C(pg_dump -Fc)) is read, compressed by pg_dump itself or not, and
     optionally gzip'ed around it.
+  - An uncompressed custom dump (C(pg_dump -Fc -Z0)) that is not gzip'ed has no checksum of its
+    own. C(pg_restore) copies its table data through unchecked, so a flipped byte inside the
+    data cannot be detected from the archive alone. The result's RV(integrity) says what
+    protected the data, and the module warns when nothing did. Protect such dumps with gzip,
+    with C(pg_dump)'s own compression (C(-Z1) to C(-Z9)), or with a checksum file written at
+    backup time (O(checksum_file)).
 seealso:
   - name: pg_restore
     description: The PostgreSQL tool this module drives.
@@ -145,7 +165,7 @@ checks:
   elements: dict
   contains:
     name:
-      description: Check name (readable, format, gzip, toc, data, checksum, age, size).
+      description: Check name (found, readable, format, gzip, toc, data, checksum, timeout, age, size, error).
       type: str
     ok:
       description: Whether it passed.
@@ -241,6 +261,18 @@ sha256:
   returned: when a checksum file was used
   type: str
   sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+integrity:
+  description:
+    - What protected the data blocks in this verification.
+    - C(checksum_file) the whole file matched the sha256 of O(checksum_file).
+    - C(gzip_crc) the gzip CRC and length were checked to the end of the stream.
+    - C(pg_dump_compression) pg_dump's own compression (zlib, with its checksum) was read by C(pg_restore).
+    - C(none) nothing did, as for an uncompressed C(pg_dump -Fc -Z0) file, or in O(mode=toc).
+      A flipped byte inside table data would go unnoticed. A warning says so in O(mode=full).
+  returned: always
+  type: str
+  choices: [checksum_file, gzip_crc, pg_dump_compression, none]
+  sample: gzip_crc
 metrics_written:
   description: Whether the metrics file was written.
   returned: always
@@ -255,6 +287,7 @@ duration:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
 
 
 def main():
@@ -268,8 +301,8 @@ def main():
             checksum_file=dict(type="str"),
             metrics_file=dict(type="path"),
             pg_restore_path=dict(type="path"),
-            pg_restore_memory_limit=dict(type="int", default=1024),
-            timeout=dict(type="int", default=3600),
+            pg_restore_memory_limit=dict(type="int", default=bk.DEFAULT_MEMORY_LIMIT_MB),
+            timeout=dict(type="float", default=3600),
             fail_on_invalid=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
@@ -280,13 +313,15 @@ def main():
         min_size = bk.parse_quantity(p["min_size"], bk.SIZE_UNITS, "min_size") if p["min_size"] else None
     except ValueError as e:
         module.fail_json(msg=str(e))
-    if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be greater than 0 seconds (got %d)" % p["timeout"])
-    if p["pg_restore_memory_limit"] < 64:
-        module.fail_json(msg="pg_restore_memory_limit must be at least 64 (MiB), got %d" % p["pg_restore_memory_limit"])
+    check_timeouts(module, "timeout")
+    if p["pg_restore_memory_limit"] < bk.MIN_MEMORY_LIMIT_MB:
+        module.fail_json(msg="pg_restore_memory_limit must be at least %d (MiB; pg_restore needs about 18 to start), "
+                             "got %d" % (bk.MIN_MEMORY_LIMIT_MB, p["pg_restore_memory_limit"]))
 
     result = bk.check_backup(p["path"], p["pattern"], p["mode"], max_age, min_size, p["checksum_file"],
                              p["pg_restore_path"], p["pg_restore_memory_limit"], p["timeout"])
+    for warning in result.pop("warnings", []):
+        module.warn(warning)
     result.update(changed=False, metrics_written=False)
     if p["metrics_file"] and not module.check_mode:
         try:
