@@ -118,20 +118,30 @@ stop_stack() {
     fi
 }
 
+# During an incident every check still runs and the page is always rewritten: a failing
+# playbook is remembered, not fatal, and the exit status is the worst of them.
+WORST=0
+check() {
+    local rc=0
+    "$@" || rc=$?
+    if [ "$rc" != 0 ]; then log "FAILED (rc $rc): ${*:1:2}"; [ "$rc" -gt "$WORST" ] && WORST=$rc; fi
+    return 0
+}
+
 show_status() {
     export CELERY_BROKER_URL
     CELERY_BROKER_URL="$(broker_url)"
     log "ansible-playbook callcenter.ops.celery_status (broker password kept in the environment)"
-    ansible-playbook -i localhost, -c local callcenter.ops.celery_status \
+    check ansible-playbook -i localhost, -c local callcenter.ops.celery_status \
         -e '{"celery_expected_workers": ["w1@demo", "w2@demo"], "celery_queues": ["quality", "stats"],
              "celery_max_queue_length": 100, "celery_beat_entries": ["last_daily_stats"], "celery_max_beat_age": 300}' \
         -e "celery_beat_schedule_file=$STACK/celerybeat-schedule"
     log "ansible-playbook callcenter.ops.verify_backup (writes the metrics the status page shows)"
-    ansible-playbook -i localhost, -c local callcenter.ops.verify_backup \
+    check ansible-playbook -i localhost, -c local callcenter.ops.verify_backup \
         -e "backup_path=$STACK/backups" -e "backup_metrics_file=$STACK/metrics/callcenter_backup.prom"
     log "ansible-playbook callcenter.ops.system_status (table, and the HTML page $STACK/status.html)"
     PGPASSWORD="$(cat "$STACK/pg.pass")" CALLCENTER_ADMIN_TOKEN="$("$VENV/bin/python" -c 'import sys; sys.path.insert(0, "'"$REPO"'/tests"); from fake_app import ADMIN_TOKEN; print(ADMIN_TOKEN)')" \
-    ansible-playbook -i localhost, -c local callcenter.ops.system_status \
+    check ansible-playbook -i localhost, -c local callcenter.ops.system_status -e system_status_fail_on=degraded \
         -e "system_status_app_url=http://127.0.0.1:$APP_PORT" \
         -e '{"system_status_expected_workers": ["w1@demo", "w2@demo"]}' \
         -e "system_status_pg_host=127.0.0.1" -e "system_status_pg_port=$PG_PORT" -e "system_status_pg_database=callcenter" \
@@ -151,7 +161,9 @@ case "$cmd" in
         if [ "$cmd" = up ]; then start_stack; fi
         [ -f "$STACK/redis.pass" ] || { echo "no stack in $STACK: run 'bash scripts/demo.sh' first" >&2; exit 1; }
         show_status
+        log "status page: $STACK/status.html"
         log "stack in $STACK; stop it with: bash scripts/demo.sh stop   (or clean)"
+        if [ "$WORST" != 0 ]; then log "the platform is NOT healthy (see the FAILED checks above)"; exit "$WORST"; fi
         ;;
     stop) stop_stack ;;
     clean) stop_stack; rm -rf "$STACK"; log "removed $STACK" ;;
