@@ -147,10 +147,10 @@ def redis_server(redis_factory):
 class CeleryProcess:
     """A Celery worker or beat of the sample app, in its own process group."""
 
-    def __init__(self, broker_url, argv, logfile):
+    def __init__(self, broker_url, argv, logfile, app="callcenter_sample"):
         env = dict(os.environ, CELERY_BROKER_URL=broker_url, PYTHONPATH=str(SAMPLE_APP))
         self.log = open(logfile, "wb")
-        self.proc = subprocess.Popen([str(BIN / "celery"), "-A", "callcenter_sample"] + argv, cwd=str(SAMPLE_APP),
+        self.proc = subprocess.Popen([str(BIN / "celery"), "-A", app] + argv, cwd=str(SAMPLE_APP),
                                      env=env, start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop(self):
@@ -173,8 +173,9 @@ def celery_ping(broker_url, names, timeout=1.0):
 
 
 class CeleryCluster:
-    def __init__(self, broker_url, workdir):
+    def __init__(self, broker_url, workdir, app="callcenter_sample"):
         self.broker_url = broker_url
+        self.app = app  # tests/sample_app module: callcenter_sample, or callcenter_sample_prio (steps 0..9)
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.workers = {}
@@ -187,7 +188,7 @@ class CeleryCluster:
             node = "%s@harness" % short
             argv = ["worker", "-n", node, "-Q", ",".join(queues), "-c", str(concurrency), "-P", pool,
                     "-l", "warning", "--without-gossip", "--without-mingle", "--prefetch-multiplier", "1"]
-            self.workers[node] = CeleryProcess(self.broker_url, argv, self.dir / ("%s.log" % short))
+            self.workers[node] = CeleryProcess(self.broker_url, argv, self.dir / ("%s.log" % short), self.app)
             started.append(node)
         if wait:
             wait_for(lambda: celery_ping(self.broker_url, started) == sorted(started), 30,
@@ -213,7 +214,8 @@ class CeleryCluster:
 
 @pytest.fixture
 def celery_factory(tmp_path):
-    with stopped_afterwards(lambda i, broker_url: CeleryCluster(broker_url, tmp_path / ("celery%d" % i))) as make:
+    with stopped_afterwards(lambda i, broker_url, app="callcenter_sample":
+                            CeleryCluster(broker_url, tmp_path / ("celery%d" % i), app)) as make:
         yield make
 
 

@@ -8,29 +8,43 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    DOCUMENTATION = r'''
+    # callcenter.ops.broker.connection: where the broker is and its password. Every module that
+    # reads the broker uses it (celery_health, celery_queue_purge, system_status), matching
+    # redis_client.broker_connection_spec().
+    CONNECTION = r'''
 options:
   broker_url:
     description:
       - URL of the Celery broker (Redis), for example C(redis://127.0.0.1:6379/0),
         C(redis://:password@redis.internal:6379/0), C(rediss://user:password@host:6380/0)
         or C(redis+socket:///run/redis/redis.sock).
+      - If not set, the C(CELERY_BROKER_URL) environment variable is used. M(callcenter.ops.celery_health)
+        and M(callcenter.ops.celery_queue_purge) need one of the two; in M(callcenter.ops.system_status)
+        it enables the C(celery) and C(redis) components.
       - A password inside the URL is masked in every output of the module.
-      - If not set, the C(CELERY_BROKER_URL) environment variable is used.
-      - On an ad-hoc command line (C(ansible -m ... -a ...)) prefer the environment variable
-        or O(broker_password), because ansible-core 2.19 and later print an ad-hoc task's
-        arguments when the task fails, and a password typed into C(-a) is shown there.
+      - On an ad-hoc command line (C(ansible -m ... -a ...)) put the URL or the password only
+        into the environment (C(CELERY_BROKER_URL), C(CELERY_BROKER_PASSWORD)) of the host that
+        runs the module, never into C(-a): ansible-core 2.19 and later print a failed ad-hoc
+        task's arguments whatever the module masks, so a password typed into C(-a) (in
+        O(broker_url) or O(broker_password)) is shown when the task fails.
+      - In a playbook take it from a vault; C(no_log) keeps it masked there, also at C(-vvv).
     type: str
-    required: true
   broker_password:
     description:
-      - Password for Redis, instead of putting it into O(broker_url).
-      - Takes precedence over a password in O(broker_url).
-      - If not set, the C(CELERY_BROKER_PASSWORD) environment variable is used.
+      - Password for Redis, instead of putting it into O(broker_url). Takes precedence over a
+        password in O(broker_url).
+      - If not set, the C(CELERY_BROKER_PASSWORD) environment variable is used, which is the only
+        safe place for it on an ad-hoc command line (see O(broker_url)).
     type: str
+'''
+
+    # callcenter.ops.broker: the rest of the options of the modules that only talk to the broker.
+    DOCUMENTATION = r'''
+options:
   timeout:
     description:
-      - Seconds to wait for Redis and for the workers' replies. Must be greater than 0.
+      - Seconds to wait for Redis and for the workers' replies. Must be greater than 0 and at
+        most 86400; C(nan) and C(inf) are refused.
       - Redis being down is reported at once (no retries); a worker that does not answer
         costs at most this long.
     type: float

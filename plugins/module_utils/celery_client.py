@@ -18,31 +18,47 @@ import os
 import stat
 
 from ansible_collections.callcenter.ops.plugins.module_utils.redis_client import BrokerError
+from ansible_collections.callcenter.ops.plugins.module_utils.textfile import exposition
 
-# kombu's Redis transport keeps one list per priority step: the bare name for step 0,
-# then "<queue>\x06\x16<step>" (kombu.transport.redis, default priority_steps 0,3,6,9).
+# kombu's Redis transport keeps one list per priority step: the bare name for step 0, then
+# "<queue>\x06\x16<step>". It clamps a message's priority to 0..9 and files it under the largest
+# configured step not above it (kombu.transport.redis Channel._q_for_pri / priority), so whatever
+# the app's priority_steps, its lists are among these ten: reading all ten (one pipelined round
+# trip) counts every message without the operator knowing the app's steps. A SCAN for
+# "<queue>\x06\x16*" would also find them, but walks the whole keyspace (result keys included).
 PRIORITY_SEP = "\x06\x16"
-DEFAULT_PRIORITY_STEPS = (0, 3, 6, 9)
+KOMBU_PRIORITY_STEPS = tuple(range(10))
 UNACKED_KEY = "unacked"
 BINDING_PREFIX = "_kombu.binding."
 UNACKED_SCAN_LIMIT = 100000
 BEAT_SUFFIXES = (".db", ".dat", ".dir", ".bak")
 
-
-def priority_queue_names(queue, steps=DEFAULT_PRIORITY_STEPS):
-    """Redis list names holding the messages of ``queue``, one per priority step."""
-    names = []
-    for step in sorted(set(int(s) for s in steps)):
-        names.append(queue if step == 0 else "%s%s%d" % (queue, PRIORITY_SEP, step))
-    return names
+try:
+    from importlib.util import find_spec
+    HAS_CELERY = find_spec("celery") is not None  # found, not imported: the import costs ~0.2 s
+except (ImportError, ValueError):
+    HAS_CELERY = False
 
 
-def queue_depths(client, queues, steps=DEFAULT_PRIORITY_STEPS):
-    """Messages waiting per queue, summed over the priority sub-queues, in one round trip.
+def priority_steps(extra=None):
+    """Every step a kombu Redis queue can have a list for (0..9), plus ``extra`` steps."""
+    return sorted(set(KOMBU_PRIORITY_STEPS) | set(int(s) for s in (extra or ())))
 
-    Returns ``{queue: {"waiting": n, "by_priority": {step: n}, "exists": bool}}``; a queue
-    "exists" when a worker has declared it (kombu binding) or it holds messages."""
-    steps = sorted(set(int(s) for s in steps))
+
+def priority_queue_names(queue, steps=None):
+    """Redis list names that may hold the messages of ``queue``, one per priority step
+    (every step 0..9, plus ``steps`` for an app with steps outside that range)."""
+    return [queue if step == 0 else "%s%s%d" % (queue, PRIORITY_SEP, step) for step in priority_steps(steps)]
+
+
+def queue_depths(client, queues, steps=None):
+    """Messages waiting per queue, summed over all its priority sub-queues, in one round trip.
+
+    Returns ``{queue: {"waiting": n, "by_priority": {step: n}, "exists": bool}}``;
+    ``by_priority`` lists step 0 and every step holding messages (Redis drops empty lists, so
+    these are the steps in use). A queue "exists" when a worker has declared it (kombu
+    binding) or it holds messages."""
+    steps = priority_steps(steps)
     pipe = client.pipeline(transaction=False)
     for q in queues:
         for name in priority_queue_names(q, steps):
@@ -54,8 +70,10 @@ def queue_depths(client, queues, steps=DEFAULT_PRIORITY_STEPS):
     for q in queues:
         by_priority = {}
         for step in steps:
-            by_priority[str(step)] = int(replies[i])
+            n = int(replies[i])
             i += 1
+            if n or step == 0:
+                by_priority[str(step)] = n
         bound = bool(replies[i])
         i += 1
         waiting = sum(by_priority.values())
@@ -82,8 +100,8 @@ def unacked_by_queue(client, limit=UNACKED_SCAN_LIMIT):
     return counts, True
 
 
-def purge_queues(client, queues, steps=DEFAULT_PRIORITY_STEPS, check_mode=False):
-    """Remove every waiting message of each queue (all priority sub-queues) atomically.
+def purge_queues(client, queues, steps=None, check_mode=False):
+    """Remove every waiting message of each queue (all its priority sub-queues) atomically.
 
     Returns ``{queue: removed}``; in check mode counts what would be removed and removes
     nothing. Unacknowledged (reserved) messages are not touched, as with ``celery purge``."""
@@ -105,7 +123,11 @@ class CeleryProbe:
     """Celery's control API (ping, inspect) on one broker, configured to fail fast."""
 
     def __init__(self, url, timeout, validate_certs=True, ca_path=None):
-        from celery import Celery  # costs ~0.2 s: import only once Redis answered
+        try:
+            from celery import Celery  # costs ~0.2 s: import only once Redis answered
+        except ImportError as e:
+            raise BrokerError("Celery could not be imported on this host (%s): install celery in the Python "
+                              "that runs the module (ansible_python_interpreter)" % e)
 
         self.url = url
         self.timeout = timeout
@@ -345,24 +367,14 @@ def normalize_expected(value):
 def metrics_text(result):
     """Prometheus textfile-collector exposition of a celery_health result: queue depth (the
     series the CeleryQueueBacklog alert reads), unacked messages, workers online, health."""
-    def esc(v):
-        return str(v).replace("\\", "\\\\").replace('"', '\\"')
-
-    lines = [
-        "# HELP callcenter_celery_queue_length Messages waiting in a Celery queue, all priority sub-queues",
-        "# TYPE callcenter_celery_queue_length gauge",
-    ]
     details = result.get("queue_details") or {}
-    for q, n in sorted((result.get("queues") or {}).items()):
-        lines.append('callcenter_celery_queue_length{queue="%s"} %d' % (esc(q), n))
-    lines += ["# HELP callcenter_celery_queue_unacked Messages reserved by workers, not yet acknowledged",
-              "# TYPE callcenter_celery_queue_unacked gauge"]
-    for q in sorted(details):
-        lines.append('callcenter_celery_queue_unacked{queue="%s"} %d' % (esc(q), details[q].get("unacked", 0)))
-    lines += ["# HELP callcenter_celery_workers_online Workers that answered ping",
-              "# TYPE callcenter_celery_workers_online gauge",
-              "callcenter_celery_workers_online %d" % result.get("workers_online", 0),
-              "# HELP callcenter_celery_healthy 1 if celery_health found no problem",
-              "# TYPE callcenter_celery_healthy gauge",
-              "callcenter_celery_healthy %d" % (1 if result.get("healthy") else 0)]
-    return "\n".join(lines) + "\n"
+    return exposition([
+        ("callcenter_celery_queue_length", "gauge", "Messages waiting in a Celery queue, all priority sub-queues",
+         [({"queue": q}, n) for q, n in sorted((result.get("queues") or {}).items())]),
+        ("callcenter_celery_queue_unacked", "gauge", "Messages reserved by workers, not yet acknowledged",
+         [({"queue": q}, details[q].get("unacked", 0)) for q in sorted(details)]),
+        ("callcenter_celery_workers_online", "gauge", "Workers that answered ping",
+         [(None, result.get("workers_online", 0))]),
+        ("callcenter_celery_healthy", "gauge", "1 if celery_health found no problem",
+         [(None, bool(result.get("healthy")))]),
+    ])

@@ -33,15 +33,27 @@ class BrokerError(Exception):
     """A broker problem already phrased for an operator (no secrets inside)."""
 
 
-def broker_argument_spec():
-    """Connection options shared by every module that talks to the Celery broker."""
+def broker_connection_spec():
+    """Where the broker is and its password (doc fragment ``callcenter.ops.broker.connection``):
+    the one declaration of these options, environment fallbacks included, for every module
+    that reads the broker. ``broker_url`` is checked by broker_from_params(), whose message
+    names the environment variable too."""
     return dict(
-        broker_url=dict(type="str", required=True, fallback=(env_fallback, ["CELERY_BROKER_URL"])),
+        broker_url=dict(type="str", fallback=(env_fallback, ["CELERY_BROKER_URL"])),
         broker_password=dict(type="str", no_log=True, fallback=(env_fallback, ["CELERY_BROKER_PASSWORD"])),
+    )
+
+
+def broker_argument_spec():
+    """Connection options of the modules that only talk to the broker (doc fragments
+    ``callcenter.ops.broker.connection`` and ``callcenter.ops.broker``)."""
+    spec = broker_connection_spec()
+    spec.update(
         timeout=dict(type="float", default=2.0),
         validate_certs=dict(type="bool", default=True),
         ca_path=dict(type="path"),
     )
+    return spec
 
 
 class BrokerURL:
@@ -166,7 +178,10 @@ def open_checked(url, timeout, validate_certs=True, ca_path=None):
 
 def broker_from_params(module, url_key="broker_url", password_key="broker_password"):
     """The BrokerURL of a module's parameters; fails the module with a clear message when the
-    URL is unusable, and makes sure its password is masked in every output."""
+    URL is missing or unusable, and makes sure its password is masked in every output."""
+    if not module.params.get(url_key):
+        module.fail_json(msg="%s is required: give it, or set CELERY_BROKER_URL in the environment of the "
+                             "host that runs the module" % url_key)
     try:
         url = BrokerURL(module.params[url_key], module.params.get(password_key))
     except BrokerError as e:

@@ -25,6 +25,7 @@ description:
 author:
   - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
+  - callcenter.ops.broker.connection
   - callcenter.ops.broker
 attributes:
   check_mode:
@@ -57,11 +58,14 @@ options:
     elements: str
   priority_steps:
     description:
-      - Celery's Redis priority steps (C(broker_transport_options.priority_steps)); the
-        messages of every step are counted.
+      - Not needed for any usual app. Every priority sub-queue kombu can use for a queue
+        (steps 0 to 9) is always counted, whatever the app's
+        C(broker_transport_options.priority_steps) (the default V([0, 3, 6, 9]) or
+        V([0, 1, ..., 9]) as Celery's docs suggest).
+      - Only for an app whose steps include values outside 0 to 9 (which kombu would file
+        messages under): those extra steps are read too.
     type: list
     elements: int
-    default: [0, 3, 6, 9]
   max_queue_length:
     description:
       - A queue with more waiting messages than this makes the deployment unhealthy.
@@ -96,8 +100,11 @@ options:
         (RV(healthy) and RV(problems) are returned either way).
     type: bool
     default: true
+requirements:
+  - celery (the same major version as the workers) on the host that runs the module
 notes:
-  - Queue depth counts messages waiting in Redis. Messages a worker has already reserved
+  - Queue depth counts messages waiting in Redis, in every priority sub-queue
+    (C(<queue>), C(<queue>\x06\x16<1..9>)). Messages a worker has already reserved
     (prefetched) but not acknowledged are reported separately as C(unacked).
   - A worker started with C(--pool solo) does not answer ping while it runs a task;
     a prefork worker does.
@@ -113,7 +120,8 @@ seealso:
 EXAMPLES = r'''
 - name: Check the workers, the queues and the nightly stats job
   callcenter.ops.celery_health:
-    broker_url: redis://:{{ redis_password }}@127.0.0.1:6379/0
+    broker_url: redis://127.0.0.1:6379/0
+    broker_password: "{{ vault_redis_password }}"
     expected_workers: 2
     queues: [quality, stats]
     max_queue_length: 500
@@ -128,7 +136,9 @@ EXAMPLES = r'''
     fail_on_unhealthy: false
   register: celery
 
-# Ad hoc, during an incident:
+# Ad hoc, during an incident: the password only in the environment, never in -a (a failed
+# ad-hoc task's arguments are printed by ansible-core):
+# read -rs CELERY_BROKER_PASSWORD && export CELERY_BROKER_PASSWORD
 # ansible workers -m callcenter.ops.celery_health -a 'broker_url=redis://127.0.0.1:6379/0 expected_workers=2'
 '''
 
@@ -185,11 +195,14 @@ queues:
   type: dict
   sample: {"quality": 12, "stats": 0}
 queue_details:
-  description: Per queue, messages per priority step, reserved-but-unacknowledged messages,
-    and whether any worker has declared the queue.
+  description:
+    - Per queue, messages waiting per priority step, reserved-but-unacknowledged messages,
+      and whether any worker has declared the queue.
+    - C(by_priority) has step C(0) and every step that holds messages, whatever the app's
+      C(priority_steps) (with V(list(range(10))) that may be any of C(1) to C(9)).
   returned: always
   type: dict
-  sample: {"quality": {"waiting": 12, "by_priority": {"0": 10, "3": 0, "6": 2, "9": 0}, "unacked": 1, "exists": true}}
+  sample: {"quality": {"waiting": 12, "by_priority": {"0": 10, "7": 2}, "unacked": 1, "exists": true}}
 beat:
   description: Per beat entry, its task, last run (UTC, ISO 8601), age in seconds and run count.
   returned: when O(beat_schedule_file) is given and could be read
@@ -213,6 +226,8 @@ import time
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
 from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
+from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
+from ansible_collections.callcenter.ops.plugins.module_utils.textfile import write_atomically
 
 
 def run_check(module, url, expected):
@@ -280,7 +295,7 @@ def main():
         expected_workers=dict(type="raw"),
         min_workers=dict(type="int"),
         queues=dict(type="list", elements="str"),
-        priority_steps=dict(type="list", elements="int", default=[0, 3, 6, 9]),
+        priority_steps=dict(type="list", elements="int"),
         max_queue_length=dict(type="int"),
         beat_schedule_file=dict(type="path"),
         beat_entries=dict(type="list", elements="str"),
@@ -291,11 +306,12 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not rc.HAS_REDIS:
         module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
+    if not cc.HAS_CELERY:
+        module.fail_json(msg=missing_required_lib("celery"))
     p = module.params
     started = time.monotonic()
 
-    if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be greater than 0 seconds (got %s)" % p["timeout"])
+    check_timeouts(module, "timeout")
     for key in ("min_workers", "max_queue_length", "max_beat_age"):
         if p[key] is not None and p[key] < 0:
             module.fail_json(msg="%s must not be negative (got %d)" % (key, p[key]))
@@ -310,7 +326,6 @@ def main():
     result["duration"] = round(time.monotonic() - started, 3)
     result["metrics_written"] = False
     if p["metrics_file"] and not module.check_mode:
-        from ansible_collections.callcenter.ops.plugins.module_utils.backup import write_atomically
         try:
             write_atomically(p["metrics_file"], cc.metrics_text(result))
         except OSError as e:

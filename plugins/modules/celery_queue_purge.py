@@ -14,7 +14,9 @@ short_description: Remove the waiting messages of Celery queues on a Redis broke
 version_added: "0.1.0"
 description:
   - Deletes every message waiting in the named Celery queues, in all of Celery's Redis
-    priority sub-queues, and returns how many were removed per queue.
+    priority sub-queues (C(<queue>) and C(<queue>\x06\x16<1..9>), whatever the app's
+    C(priority_steps)), and returns how many were removed per queue.
+  - Needs only redis-py, not Celery.
   - Each queue is counted and emptied in one Redis transaction, so the count is exactly
     what was removed.
   - Messages already reserved by a worker (prefetched, not yet acknowledged) are not
@@ -23,6 +25,7 @@ description:
 author:
   - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
+  - callcenter.ops.broker.connection
   - callcenter.ops.broker
 attributes:
   check_mode:
@@ -40,10 +43,12 @@ options:
     required: true
   priority_steps:
     description:
-      - Celery's Redis priority steps (C(broker_transport_options.priority_steps)).
+      - Not needed for any usual app. Every priority sub-queue kombu can use for a queue
+        (steps 0 to 9) is always purged, whatever the app's
+        C(broker_transport_options.priority_steps).
+      - Only for an app whose steps include values outside 0 to 9: those are purged too.
     type: list
     elements: int
-    default: [0, 3, 6, 9]
   fail_on_unknown:
     description:
       - Fail, before purging anything, when a queue is empty and no worker has declared it
@@ -64,11 +69,13 @@ EXAMPLES = r'''
 - name: Purge the stats queue
   callcenter.ops.celery_queue_purge:
     broker_url: "{{ celery_broker_url }}"
+    broker_password: "{{ vault_redis_password }}"
     queues: [stats]
   register: purge
 
-# For an interactive purge with a confirmation prompt, use the playbook:
-# ansible-playbook callcenter.ops.celery_purge -e queues=stats
+# For a purge with a confirmation prompt (a person is asked; an AWX job or ansible-runner
+# fails at once unless it passes confirm_purge=true), use the playbook:
+# ansible-playbook callcenter.ops.celery_purge -e celery_purge_queues=stats
 '''
 
 RETURN = r'''
@@ -98,21 +105,21 @@ broker:
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
 from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
+from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
 
 
 def main():
     argument_spec = rc.broker_argument_spec()
     argument_spec.update(
         queues=dict(type="list", elements="str", required=True),
-        priority_steps=dict(type="list", elements="int", default=[0, 3, 6, 9]),
+        priority_steps=dict(type="list", elements="int"),
         fail_on_unknown=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not rc.HAS_REDIS:
         module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
     p = module.params
-    if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be greater than 0 seconds (got %s)" % p["timeout"])
+    check_timeouts(module, "timeout")
     queues = []
     for q in p["queues"]:
         q = q.strip()

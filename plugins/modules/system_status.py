@@ -26,6 +26,7 @@ author:
   - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
   - callcenter.ops.app_api
+  - callcenter.ops.broker.connection
 attributes:
   check_mode:
     support: full
@@ -45,15 +46,6 @@ options:
       - Keys are app, celery, redis, postgres, backup, flower.
     type: dict
     default: {}
-  broker_url:
-    description:
-      - Celery's Redis broker; enables the C(celery) and C(redis) components.
-      - If not set, the C(CELERY_BROKER_URL) environment variable is used.
-    type: str
-  broker_password:
-    description:
-      - Redis password, instead of one inside O(broker_url).
-    type: str
   expected_workers:
     description:
       - Celery workers that should answer (a count or node names). Fewer is C(degraded), none C(down).
@@ -145,7 +137,8 @@ EXAMPLES = r'''
   callcenter.ops.system_status:
     app_url: https://app1.internal:8443
     app_token: "{{ vault_admin_token }}"
-    broker_url: "redis://:{{ vault_redis_password }}@127.0.0.1:6379/0"
+    broker_url: redis://127.0.0.1:6379/0
+    broker_password: "{{ vault_redis_password }}"
     expected_workers: 2
     pg_host: 127.0.0.1
     pg_password: "{{ vault_pg_password }}"
@@ -255,17 +248,23 @@ def probe_redis(url, timeout, p):
 def probe_celery(url, timeout, p, expected):
     try:
         client = rc.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
-        depths = cc.queue_depths(client, p["queues"])
+        depths = cc.queue_depths(client, p["queues"])  # every priority sub-queue, as celery_health
     except rc.BrokerError as e:
         return st.component(st.DOWN, "broker: %s" % e)
-    probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
+    except rc.redis.RedisError as e:
+        return st.component(st.DOWN, "broker: %s" % rc.describe_error(e, url, timeout))
+    queues = dict((q, d["waiting"]) for q, d in depths.items())
+    if not cc.HAS_CELERY:
+        return st.component(st.DOWN, missing_required_lib("celery"), queues=queues)
+    probe = None
     try:
+        probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
         online = probe.ping(expected)
     except rc.BrokerError as e:
-        return st.component(st.DOWN, str(e))
+        return st.component(st.DOWN, str(e), queues=queues)
     finally:
-        probe.close()
-    queues = dict((q, d["waiting"]) for q, d in depths.items())
+        if probe:
+            probe.close()
     data = dict(workers_online=len(online), workers=online, queues=queues)
     if not online:
         return st.component(st.DOWN, "no Celery worker answered ping", **data)
@@ -347,8 +346,6 @@ def main():
     argument_spec.update(
         timeout=dict(type="float", default=3),
         component_timeouts=dict(type="dict", default={}),
-        broker_url=dict(type="str", fallback=(env_fallback, ["CELERY_BROKER_URL"])),
-        broker_password=dict(type="str", no_log=True),
         expected_workers=dict(type="raw"),
         queues=dict(type="list", elements="str", default=["quality", "stats"]),
         max_queue_length=dict(type="int", default=500),
@@ -366,6 +363,7 @@ def main():
         flower_url=dict(type="str"),
         fail_on=dict(type="str", choices=["down", "degraded", "never"], default="never"),
     )
+    argument_spec.update(rc.broker_connection_spec())  # the same broker options as celery_health
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     started = time.monotonic()

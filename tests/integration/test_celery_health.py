@@ -8,11 +8,13 @@ import pytest
 QUEUES = ["quality", "stats"]
 
 
-def publish(broker_url, queue, count, priority=None, task="callcenter_sample.score_call", args=None):
-    """Put messages into a queue the way the platform does (Celery's own producer)."""
+def publish(broker_url, queue, count, priority=None, task="callcenter_sample.score_call", args=None,
+            steps=(0, 3, 6, 9)):
+    """Put messages into a queue the way the platform does (Celery's own producer), with the
+    app's ``priority_steps``."""
     from celery import Celery
     app = Celery("producer", broker=broker_url, set_as_current=False)
-    app.conf.broker_transport_options = {"priority_steps": [0, 3, 6, 9], "queue_order_strategy": "priority"}
+    app.conf.broker_transport_options = {"priority_steps": list(steps), "queue_order_strategy": "priority"}
     try:
         for i in range(count):
             opts = {"queue": queue}
@@ -73,7 +75,8 @@ def test_priority_messages_are_counted_in_every_sub_queue(ansible, redis_server)
     assert r["queues"] == {"backlog": 6}
     # LLEN of the bare name alone would say 3
     assert redis_server.client().llen("backlog") == 3
-    assert r["queue_details"]["backlog"]["by_priority"] == {"0": 3, "3": 0, "6": 2, "9": 1}
+    # step 0 and the steps that hold messages
+    assert r["queue_details"]["backlog"]["by_priority"] == {"0": 3, "6": 2, "9": 1}
 
 
 def test_backlog_over_threshold_makes_it_unhealthy(ansible, redis_server):
@@ -350,3 +353,109 @@ def test_metrics_file_feeds_the_backlog_alert_and_check_mode_writes_nothing(ansi
     if shutil.which("promtool"):
         p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
         assert p.returncode == 0, p.stdout + p.stderr
+
+
+# --- an app with priority_steps=list(range(10)) (Celery's docs suggest it for Redis)
+
+# messages per priority 0..9: 37 in all, 14 of them at the default steps 0, 3, 6, 9
+PER_PRIORITY = [4, 3, 5, 2, 6, 1, 4, 3, 5, 4]
+
+
+def ten_step_backlog(redis, celery_factory, queue="stats"):
+    """Workers of the ten-step sample app declare their queues, stop, and 37 messages with
+    priorities 0..9 wait for them (as during an outage of the workers)."""
+    cluster = celery_factory(redis.url, app="callcenter_sample_prio")
+    cluster.start_workers(["p1"], queues=["quality", "stats"])
+    cluster.stop()
+    for priority, n in enumerate(PER_PRIORITY):
+        publish(redis.url, queue, n, priority=priority, task="callcenter_sample.daily_stats", args=[],
+                steps=range(10))
+    lists = sorted(k for k in redis.client().keys(queue + "*") if redis.client().type(k) == b"list")
+    assert len(lists) == 10, lists  # kombu made one list per step
+    return sum(PER_PRIORITY)
+
+
+def test_ten_priority_steps_are_all_counted_without_naming_them(ansible, redis_server, celery_factory):
+    total = ten_step_backlog(redis_server, celery_factory)
+    r = ansible.module("celery_health", dict(broker_url=redis_server.url, queues=["stats"], min_workers=0,
+                                             timeout=0.5))
+    assert r.rc == 0, r
+    assert r["queues"] == {"stats": total}  # 37, not the 14 of steps 0,3,6,9
+    assert r["queue_details"]["stats"]["by_priority"] == dict((str(p), n) for p, n in enumerate(PER_PRIORITY))
+    assert r["queue_details"]["stats"]["exists"] is True
+
+
+def test_system_status_counts_the_same_ten_steps(ansible, redis_server, celery_factory):
+    total = ten_step_backlog(redis_server, celery_factory)
+    r = ansible.module("system_status", dict(broker_url=redis_server.url, queues=["stats"], timeout=1))
+    assert r.rc == 0, r
+    assert r["components"]["celery"]["queues"] == {"stats": total}, r
+
+
+def test_system_status_takes_the_broker_password_from_the_environment(ansible, redis_server):
+    """The same broker options as celery_health: CELERY_BROKER_PASSWORD keeps the password off
+    the ad-hoc command line."""
+    r = ansible.module("system_status", dict(broker_url="redis://127.0.0.1:%d/0" % redis_server.port, timeout=1),
+                       env={"CELERY_BROKER_PASSWORD": redis_server.password}, verbosity=3)
+    assert r.rc == 0, r
+    assert r["components"]["redis"]["status"] == "ok", r["components"]["redis"]
+    assert redis_server.password not in r.output
+
+
+@pytest.mark.parametrize("module", ["celery_health", "celery_queue_purge"])
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "1e12", "-1", "0"])
+def test_timeout_nonsense_is_refused_with_a_sentence(ansible, module, timeout):
+    """As typed on an ad-hoc command line: -a 'timeout=nan'."""
+    cmd = [str(ansible.env["PATH"].split(":")[0] + "/ansible"), "localhost", "-m", "callcenter.ops." + module,
+           "-a", "broker_url=redis://127.0.0.1:1/0 queues=stats timeout=%s" % timeout]
+    import subprocess
+    p = subprocess.run(cmd, env=ansible.env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    out = p.stdout + p.stderr
+    assert p.returncode != 0
+    assert "timeout must be" in out, out
+    assert "Traceback" not in out and "_PyTime_t" not in out and "refused" not in out, out
+
+
+def _python_without_celery(tmp_path, with_redis=True):
+    """Environment for ``ansible.module`` that runs the module with /usr/bin/python3 (Debian's:
+    neither celery nor redis-py) plus, on PYTHONPATH, only redis-py. An inventory sets the
+    interpreter: the implicit localhost always uses the controller's own Python."""
+    import shutil
+    import subprocess
+    python = shutil.which("python3", path="/usr/bin")
+    if not python or subprocess.run([python, "-c", "import celery"], capture_output=True).returncode == 0:
+        pytest.skip("needs a system python3 without celery")
+    site = tmp_path / "site"
+    site.mkdir()
+    if with_redis:
+        import redis
+        packages = os.path.dirname(os.path.dirname(redis.__file__))
+        for name in ("redis", "async_timeout"):
+            if os.path.exists(os.path.join(packages, name)):
+                os.symlink(os.path.join(packages, name), site / name)
+    inventory = tmp_path / "hosts"
+    inventory.write_text("localhost ansible_connection=local ansible_python_interpreter=%s\n" % python)
+    return dict(ANSIBLE_INVENTORY=str(inventory), PYTHONPATH=str(site))
+
+
+def test_host_without_celery_gets_the_missing_library_message(ansible, redis_server, tmp_path):
+    env = _python_without_celery(tmp_path)
+    r = ansible.module("celery_health", dict(broker_url=redis_server.url, expected_workers=1), env=env)
+    assert r.rc != 0
+    assert "Failed to import the required Python library (celery)" in r["msg"], r
+    assert "No module named" not in r["msg"] and "Traceback" not in r.output
+
+
+def test_host_without_redis_py_gets_the_missing_library_message(ansible, redis_server, tmp_path):
+    env = _python_without_celery(tmp_path, with_redis=False)
+    for module in ("celery_health", "celery_queue_purge"):
+        r = ansible.module(module, dict(broker_url=redis_server.url, queues=["stats"]), env=env)
+        assert r.rc != 0
+        assert "Failed to import the required Python library (redis)" in r["msg"], r
+
+
+def test_purge_needs_only_redis_py(ansible, redis_server, tmp_path):
+    env = _python_without_celery(tmp_path)
+    publish(redis_server.url, "stats", 2)
+    r = ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["stats"]), check=True, env=env)
+    assert r.rc == 0 and r["total"] == 2, r

@@ -8,9 +8,36 @@ from ansible_collections.callcenter.ops.plugins.module_utils import celery_clien
 from ansible_collections.callcenter.ops.plugins.module_utils.redis_client import BrokerError, BrokerURL
 
 
-def test_priority_sub_queue_names_follow_kombu():
-    assert cc.priority_queue_names("stats") == ["stats", "stats\x06\x163", "stats\x06\x166", "stats\x06\x169"]
-    assert cc.priority_queue_names("q", [9, 0, 0]) == ["q", "q\x06\x169"]
+def test_priority_sub_queue_names_cover_every_step_kombu_can_use():
+    """kombu clamps priorities to 0..9 and files a message under the largest step not above
+    it: whatever the app's priority_steps, its lists are among these ten."""
+    assert cc.priority_queue_names("stats") == ["stats"] + ["stats\x06\x16%d" % p for p in range(1, 10)]
+    # the old default steps and Celery's documented list(range(10)) are both covered
+    for steps in ([0, 3, 6, 9], list(range(10)), [0, 5]):
+        assert set("q" if s == 0 else "q\x06\x16%d" % s for s in steps) <= set(cc.priority_queue_names("q"))
+    # steps outside 0..9 can be added, never removed
+    assert cc.priority_queue_names("q", [9, 0, 0, 12])[-1] == "q\x06\x1612"
+    assert len(cc.priority_queue_names("q", [0, 3])) == 10
+
+
+def test_priority_steps_match_kombu_itself():
+    kombu_redis = pytest.importorskip("kombu.transport.redis")
+    assert kombu_redis.Channel.sep == cc.PRIORITY_SEP
+    # the channel maps priorities 0..9 to its steps; every target lies in 0..9
+    channel = kombu_redis.Channel.__new__(kombu_redis.Channel)
+    for steps in ([0, 3, 6, 9], list(range(10)), [0, 2, 4]):
+        channel.priority_steps = steps
+        names = set(channel._q_for_pri("q", p) for p in range(10))
+        assert names <= set(cc.priority_queue_names("q")), steps
+
+
+def test_metrics_text_escapes_queue_names_through_the_one_textfile_writer():
+    text = cc.metrics_text(dict(queues={'a"b\nc': 3}, queue_details={'a"b\nc': {"unacked": 1}},
+                                workers_online=2, healthy=True))
+    assert 'callcenter_celery_queue_length{queue="a\\"b\\nc"} 3' in text
+    assert 'callcenter_celery_queue_unacked{queue="a\\"b\\nc"} 1' in text
+    assert "callcenter_celery_workers_online 2" in text and "callcenter_celery_healthy 1" in text
+    assert all(line.startswith(("#", "callcenter_")) for line in text.splitlines())
 
 
 @pytest.mark.parametrize("given,expected", [
