@@ -70,10 +70,13 @@ def test_purge_rejects_empty_queue_names(ansible, redis_server):
 
 
 def test_purge_playbook_unattended_without_confirmation_purges_nothing(ansible, backlog):
+    """cron: no terminal, no TERM."""
     extra = dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"])
-    r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra)
+    r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra, env={"TERM": ""})
     assert r.rc != 0
+    assert "Not purged: no person can answer a prompt here (no terminal" in r.output, r
     assert "confirm_purge=true" in r.output
+    assert r.duration < 20, r
     assert depth(backlog, "stats") == 6
     assert backlog.password not in r.output
 
@@ -120,8 +123,13 @@ def test_status_playbook_fails_with_the_reason_when_a_worker_is_gone(ansible, re
     assert "expected worker(s) not answering: w2@harness" in r.output
 
 
-def _run_on_a_tty(ansible, extra, answer, timeout=30):
-    """Run the purge playbook the way a person does: stdin and stdout on a terminal."""
+PROMPT = b"within"           # the purge prompt: "... press Ctrl+C and then C within 60 s ..."
+CONTINUE_OR_ABORT = b"Press 'C'"  # what pause asks after Ctrl+C
+
+
+def _run_on_a_tty(ansible, extra, keys, timeout=30, env=None):
+    """Run the purge playbook the way a person does: stdin and stdout on a terminal (TERM set).
+    ``keys``: (text to wait for, bytes to type) in order. Returns (rc, output, keys typed, seconds)."""
     import json
     import os
     import pty
@@ -138,11 +146,13 @@ def _run_on_a_tty(ansible, extra, answer, timeout=30):
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=ansible.env,
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=dict(ansible.env, TERM="xterm", **(env or {})),
                             preexec_fn=controlling_tty)
     os.close(slave)
     out = b""
-    answered = False
+    pending = list(keys)
+    typed = 0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready, _w, _x = select.select([master], [], [], 0.2)
@@ -154,10 +164,10 @@ def _run_on_a_tty(ansible, extra, answer, timeout=30):
             if not chunk:
                 break
             out += chunk
-            if not answered and b"Type yes to purge" in out:
+            while pending and pending[0][0] in out[-4000:]:
                 time.sleep(1)  # let pause switch the terminal mode first (it flushes pending input)
-                os.write(master, answer + b"\r")
-                answered = True
+                os.write(master, pending.pop(0)[1])
+                typed += 1
         elif proc.poll() is not None:
             break
     if proc.poll() is None:  # a hang: end the whole session, workers included
@@ -165,19 +175,55 @@ def _run_on_a_tty(ansible, extra, answer, timeout=30):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     os.close(master)
-    return proc.returncode, out.decode("utf-8", "replace"), answered
+    return proc.returncode, out.decode("utf-8", "replace"), typed, time.monotonic() - started
 
 
-def test_purge_playbook_asks_a_person_and_purges_on_yes(ansible, backlog):
-    rc, out, asked = _run_on_a_tty(ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"]), b"yes")
-    assert asked, out[-3000:]
+def test_purge_playbook_asks_a_person_and_purges_on_ctrl_c_then_c(ansible, backlog):
+    rc, out, typed, _s = _run_on_a_tty(ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"]),
+                                       [(PROMPT, b"\x03"), (CONTINUE_OR_ABORT, b"c")])
+    assert typed == 2, out[-3000:]
     assert rc == 0, out[-3000:]
     assert "Purge 6 message(s) from stats?" in out
     assert depth(backlog, "stats") == 0
 
 
-def test_purge_playbook_keeps_messages_when_the_person_says_no(ansible, backlog):
-    rc, out, asked = _run_on_a_tty(ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"]), b"no")
-    assert asked, out
-    assert rc != 0 and "Not purged: no confirmation" in out
+def test_purge_playbook_keeps_messages_when_the_person_aborts(ansible, backlog):
+    rc, out, typed, _s = _run_on_a_tty(ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"]),
+                                       [(PROMPT, b"\x03"), (CONTINUE_OR_ABORT, b"a")])
+    assert typed == 2, out[-3000:]
+    assert rc != 0 and "Not purged: no confirmation (aborted at the prompt)" in out, out[-3000:]
     assert depth(backlog, "stats") == 6
+
+
+def test_purge_prompt_on_a_terminal_with_nobody_ends_by_itself(ansible, backlog):
+    """A pty with nobody behind it that is not recognised as a job: the prompt has a bound."""
+    rc, out, typed, seconds = _run_on_a_tty(
+        ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"], celery_purge_prompt_seconds=3), [])
+    assert rc != 0, out[-3000:]
+    assert "Purge 6 message(s) from stats?" in out
+    assert "Not purged: no confirmation (no answer within 3 s)" in out, out[-3000:]
+    assert seconds < 25, seconds
+    assert depth(backlog, "stats") == 6
+
+
+@pytest.mark.parametrize("extra", [dict(confirm_purge=False), dict(confirm_purge="false"),
+                                   dict(celery_purge_interactive=False), dict(awx_job_id=42)])
+def test_purge_on_a_terminal_never_asks_when_told_not_to(ansible, backlog, extra):
+    extra = dict(extra, celery_broker_url=backlog.url, celery_purge_queues=["stats"])
+    rc, out, typed, seconds = _run_on_a_tty(ansible, extra, [])
+    assert rc != 0, out[-3000:]
+    assert "Not purged:" in out and "confirm_purge=true" in out, out[-3000:]
+    assert "within" not in out, out[-3000:]  # no prompt at all
+    assert seconds < 20, seconds
+    assert depth(backlog, "stats") == 6
+
+
+def test_purge_removes_every_one_of_ten_priority_steps(ansible, redis_server, celery_factory):
+    from test_celery_health import ten_step_backlog
+    total = ten_step_backlog(redis_server, celery_factory)
+    r = ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["stats"]), check=True)
+    assert r.rc == 0 and r["purged"] == {"stats": total}, r
+    r = ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["stats"]))
+    assert r.rc == 0 and r["purged"] == {"stats": total} and r["changed"] is True, r
+    c = redis_server.client()
+    assert [k for k in c.keys("stats*") if c.type(k) == b"list"] == []
