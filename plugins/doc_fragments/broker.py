@@ -24,7 +24,7 @@ options:
       - A password inside the URL is masked in every output of the module.
       - On an ad-hoc command line (C(ansible -m ... -a ...)) put the URL or the password only
         into the environment (C(CELERY_BROKER_URL), C(CELERY_BROKER_PASSWORD)) of the host that
-        runs the module, never into C(-a): ansible-core 2.19 and later print a failed ad-hoc
+        runs the module, never into C(-a). ansible-core 2.19 and later print a failed ad-hoc
         task's arguments whatever the module masks, so a password typed into C(-a) (in
         O(broker_url) or O(broker_password)) is shown when the task fails.
       - In a playbook take it from a vault; C(no_log) keeps it masked there, also at C(-vvv).

@@ -62,8 +62,8 @@ options:
         (steps 0 to 9) is always counted, whatever the app's
         C(broker_transport_options.priority_steps) (the default V([0, 3, 6, 9]) or
         V([0, 1, ..., 9]) as Celery's docs suggest).
-      - Only for an app whose steps include values outside 0 to 9 (which kombu would file
-        messages under): those extra steps are read too.
+      - Only for an app whose steps include values outside 0 to 9, which kombu would file
+        messages under; those extra steps are read too.
     type: list
     elements: int
   max_queue_length:

@@ -46,7 +46,7 @@ options:
       - Not needed for any usual app. Every priority sub-queue kombu can use for a queue
         (steps 0 to 9) is always purged, whatever the app's
         C(broker_transport_options.priority_steps).
-      - Only for an app whose steps include values outside 0 to 9: those are purged too.
+      - Only for an app whose steps include values outside 0 to 9; those are purged too.
     type: list
     elements: int
   fail_on_unknown:
