@@ -459,3 +459,19 @@ def test_purge_needs_only_redis_py(ansible, redis_server, tmp_path):
     publish(redis_server.url, "stats", 2)
     r = ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["stats"]), check=True, env=env)
     assert r.rc == 0 and r["total"] == 2, r
+
+
+@pytest.mark.parametrize("module", ["celery_health", "celery_queue_purge"])
+def test_module_docs_render_with_the_shared_broker_fragments(ansible, module):
+    import subprocess
+    p = subprocess.run([str(ansible.env["PATH"].split(":")[0] + "/ansible-doc"), "callcenter.ops." + module],
+                       env=ansible.env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "CELERY_BROKER_PASSWORD" in p.stdout and "broker_url" in p.stdout
+    assert "print a failed ad-hoc" in " ".join(p.stdout.split())
+
+
+def test_health_without_any_broker_url_says_where_to_put_it(ansible):
+    r = ansible.module("celery_health", dict(expected_workers=1), env={"CELERY_BROKER_URL": ""})
+    assert r.rc != 0
+    assert "broker_url is required" in r["msg"] and "CELERY_BROKER_URL" in r["msg"], r
