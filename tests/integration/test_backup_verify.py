@@ -5,7 +5,9 @@ import hashlib
 import os
 import random
 import shutil
+import socket
 import subprocess
+import zlib
 
 import pytest
 
@@ -260,3 +262,164 @@ def test_random_single_byte_mutations_are_never_valid(dumps, tmp_path):
         res = bk.verify(str(f), pg_restore=os.path.join(PG_BIN, "pg_restore"), chunk_size=256 * 1024)
         assert not res["valid"], "mutation at byte %d of %d reported valid: %s" % (offset, len(src), res["checks"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.dump.gz"]
+
+
+# --------------------------------------------------------------------------- fail closed, never hang
+
+
+def data_start(raw):
+    """Offset of the first data block of a -Fc -Z0 archive (block type 1, dump id, length, a row
+    starting "1<TAB>"): everything before it is the real header and table of contents."""
+    for i in range(len(raw) - 16):
+        if raw[i] == 1 and raw[i + 1] == 0 and raw[i + 6] == 0 and raw[i + 11:i + 13] == b"1\t":
+            return i
+    raise AssertionError("no data block found in the dump")
+
+
+def gzip_member(data, level=9):
+    c = zlib.compressobj(level, zlib.DEFLATED, 31)
+    return c.compress(data) + c.flush()
+
+
+def make_bomb(raw_dump, dest, zeros_mb=2300):
+    """A 2.3 MB gzip file that expands to ~2.3 GB: a real dump header and TOC, then zeros
+    (gzip members of 100 MB of zeros each, so building it takes a second, not a minute)."""
+    raw = raw_dump.read_bytes()
+    zeros = gzip_member(b"\0" * (100 << 20))
+    with open(dest, "wb") as out:
+        out.write(gzip_member(raw[:data_start(raw)]))
+        for _ in range(zeros_mb // 100):
+            out.write(zeros)
+    return dest
+
+
+def no_traceback(r):
+    assert "Traceback" not in r.output and "MODULE FAILURE" not in r.output, r
+
+
+def test_fifo_is_refused_at_once_not_opened(ansible, tmp_path):
+    fifo = tmp_path / "latest.dump.gz"
+    os.mkfifo(fifo)
+    # the old module blocked in open() forever: the CLI is given 60 s before the test fails
+    r = ansible.module("backup_verify", dict(path=str(fifo), timeout=5), timeout=60)
+    assert r.rc != 0 and r["valid"] is False, r
+    assert "%s is a FIFO, not a regular file" % fifo in r["msg"], r
+    assert r.duration < 30, r
+    no_traceback(r)
+
+
+def test_socket_is_refused_too(ansible, tmp_path):
+    sock = socket.socket(socket.AF_UNIX)
+    path = tmp_path / "s.dump.gz"
+    sock.bind(str(path))
+    try:
+        r = verify(ansible, path)
+    finally:
+        sock.close()
+    assert r.rc != 0 and "is a socket, not a regular file" in r["msg"], r
+
+
+def test_directory_whose_newest_match_is_a_fifo_verifies_the_newest_regular_file(ansible, dumps, tmp_path):
+    good = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
+    os.utime(good, (1_700_000_000, 1_700_000_000))
+    os.mkfifo(tmp_path / "callcenter-2026-11-26.dump.gz")
+    r = verify(ansible, tmp_path, timeout=10)
+    assert r.rc == 0 and r["path"] == str(good), r
+    assert "callcenter-2026-11-26.dump.gz is a FIFO, not a regular file" in r.output, r  # a warning
+    os.unlink(good)
+    r = verify(ansible, tmp_path, timeout=10)
+    assert r.rc != 0 and "no file matches *.dump.gz in %s (skipped: " % tmp_path in r["msg"], r
+    assert "is a FIFO, not a regular file" in r["msg"], r
+
+
+@pytest.mark.parametrize("case", ["symlink_loop", "name_too_long", "through_a_file", "loop_in_directory"])
+def test_file_system_errors_are_failed_checks_with_a_sentence(ansible, tmp_path, case):
+    if case == "symlink_loop":
+        path = tmp_path / "a.dump.gz"
+        os.symlink(tmp_path / "b.dump.gz", path)
+        os.symlink(path, tmp_path / "b.dump.gz")
+        expected = "too many levels of symbolic links"
+    elif case == "name_too_long":
+        path = tmp_path / ("x" * 300 + ".dump.gz")
+        expected = "file name too long"
+    elif case == "through_a_file":
+        (tmp_path / "plain").write_text("x")
+        path = tmp_path / "plain" / "b.dump.gz"
+        expected = "a component of the path is not a directory"
+    else:
+        path = tmp_path / "loop"
+        os.symlink(path, path)
+        expected = "too many levels of symbolic links"
+    r = verify(ansible, path, fail_on_invalid=False, metrics_file=str(tmp_path / "m.prom"))
+    no_traceback(r)
+    assert r.rc == 0 and r["valid"] is False, r
+    assert any(expected in p for p in r["problems"]), r
+    assert "callcenter_backup_verify_success" in (tmp_path / "m.prom").read_text()
+    r = verify(ansible, path)
+    no_traceback(r)
+    assert r.rc != 0 and expected in r["msg"], r
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("nan", "timeout must be a finite number of seconds"),
+    ("inf", "timeout must be a finite number of seconds"),
+    ("1e12", "timeout must be at most 86400 seconds"),
+    ("0", "timeout must be greater than 0"),
+])
+def test_unusable_timeout_is_refused_with_a_sentence(ansible, dumps, value, expected):
+    r = ansible.module("backup_verify", {"path": str(dumps / "raw.dump"), "timeout": value})
+    no_traceback(r)
+    assert r.rc != 0 and expected in r["msg"], r
+
+
+def test_gzip_bomb_behind_a_real_header_is_rejected_quickly(ansible, dumps, tmp_path):
+    bomb = make_bomb(dumps / "raw.dump", tmp_path / "bomb.dump.gz")
+    assert bomb.stat().st_size < 3 * 1024 * 1024
+    r = verify(ansible, bomb, timeout=120)
+    no_traceback(r)
+    assert r.rc != 0 and r["valid"] is False, r
+    data = [c for c in r["checks"] if c["name"] == "data"][0]
+    assert data["ok"] is False and "pg_restore could not read the archive" in data["message"], r
+    assert r.duration < 60, r
+
+
+def test_integrity_says_what_protected_the_data(ansible, dumps, tmp_path):
+    r = verify(ansible, dumps / "callcenter-2026-11-25.dump.gz")
+    assert r.rc == 0 and r["integrity"] == "gzip_crc" and "nothing protects" not in r.output, r
+    r = verify(ansible, dumps / "pgz.dump")
+    assert r.rc == 0 and r["integrity"] == "pg_dump_compression" and "nothing protects" not in r.output, r
+    r = verify(ansible, dumps / "raw.dump")
+    assert r.rc == 0 and r["valid"] is True and r["integrity"] == "none", r
+    assert "[WARNING]" in r.output and "nothing protects its data blocks" in r.output, r
+    raw = copy(dumps, tmp_path, "raw.dump")
+    (tmp_path / "raw.dump.sha256").write_text("%s  raw.dump\n" % hashlib.sha256(raw.read_bytes()).hexdigest())
+    r = verify(ansible, raw, checksum_file="auto")
+    assert r.rc == 0 and r["integrity"] == "checksum_file" and "nothing protects" not in r.output, r
+    r = verify(ansible, dumps / "callcenter-2026-11-25.dump.gz", mode="toc")
+    assert r.rc == 0 and r["integrity"] == "none" and "nothing protects" not in r.output, r  # toc mode reads no data
+
+
+def test_backup_name_with_a_newline_keeps_the_metrics_file_valid(ansible, dumps, tmp_path):
+    f = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz", 'night\nly "x".dump.gz')
+    metrics = tmp_path / "m.prom"
+    r = verify(ansible, f, metrics_file=str(metrics))
+    assert r.rc == 0, r
+    text = metrics.read_text()
+    assert 'path="%s/night\\nly \\"x\\".dump.gz"} 1' % tmp_path in text, text
+    assert all(line.startswith(("#", "callcenter_backup_")) for line in text.splitlines()), text
+    promtool = shutil.which("promtool")
+    if promtool:
+        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+        assert p.returncode == 0, p.stderr + p.stdout
+
+
+def test_failed_verification_says_why_in_the_metrics(ansible, dumps, tmp_path):
+    src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
+    f = tmp_path / "cut.dump.gz"
+    f.write_bytes(src[:len(src) // 2])
+    metrics = tmp_path / "m.prom"
+    r = verify(ansible, f, metrics_file=str(metrics), fail_on_invalid=False)
+    assert r.rc == 0 and r["valid"] is False, r
+    text = metrics.read_text()
+    assert 'callcenter_backup_verify_success{path="%s"} 0' % f in text
+    assert 'callcenter_backup_verify_failure{check="gzip",path="%s",reason="truncated after' % f in text, text

@@ -81,3 +81,148 @@ def test_verify_backup_playbook_fails_on_a_broken_backup(ansible, dumps, tmp_pat
     assert r.rc != 0
     assert "Backup NOT VALID: %s/callcenter-2026-11-26.dump.gz" % tmp_path in r.output
     assert "truncated after" in r.output
+
+
+# --------------------------------------------------------------------------- the host script, installed by the role
+
+import http.server  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import urllib.parse  # noqa: E402
+
+import pytest  # noqa: E402
+
+from test_backup_verify import make_bomb  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def installed(ansible, tmp_path_factory):
+    """The role applied once (cron scheduler, temp dirs): the verifier as the host runs it."""
+    tmp = tmp_path_factory.mktemp("bvrole")
+    pb, root = role_playbook(tmp, backup_verify_scheduler="cron")
+    r = ansible.playbook(pb)
+    assert r.rc == 0, r
+    for name in ("callcenter-backup-verify", "ccops_backup.py", "ccops_textfile.py", "ccops_params.py"):
+        assert (root / "lib" / name).exists(), name
+    return root
+
+
+@pytest.fixture
+def telegram():
+    """A Telegram Bot API stand-in on a free loopback port; ``.seen`` lists (path, form)."""
+    seen = []
+
+    class Bot(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, urllib.parse.parse_qs(body.decode())))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps({"ok": True}).encode())
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Bot)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv.url = "http://127.0.0.1:%d" % srv.server_address[1]
+    srv.seen = seen
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def run_verifier(root, path, *extra, telegram_url="http://127.0.0.1:9", timeout=60, metrics=None):
+    env_file = root / "tg.env"
+    env_file.write_text("TELEGRAM_BOT_TOKEN=%s\nTELEGRAM_CHAT_ID=42\n" % TOKEN)
+    cmd = [sys.executable, str(root / "lib" / "callcenter-backup-verify"), str(path), "--max-age", "3650d",
+           "--metrics-file", str(metrics or root / "metrics" / "backup.prom"), "--env-file", str(env_file),
+           "--telegram-api-url", telegram_url, "--pg-restore", "/usr/lib/postgresql/15/bin/pg_restore"] + list(extra)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                          env=dict(os.environ, PYTHONPATH=""))
+
+
+def success_value(metrics):
+    line = [x for x in metrics.read_text().splitlines() if x.startswith("callcenter_backup_verify_success{")]
+    assert len(line) == 1, metrics.read_text()
+    return line[0].rsplit(" ", 1)[1]
+
+
+def test_host_script_on_a_symlink_loop_fails_closed(installed, dumps, telegram, tmp_path):
+    metrics = tmp_path / "backup.prom"
+    ok = run_verifier(installed, dumps / "callcenter-2026-11-25.dump.gz", metrics=metrics)
+    assert ok.returncode == 0 and success_value(metrics) == "1", ok.stdout + ok.stderr
+    loop = tmp_path / "latest.dump.gz"
+    os.symlink(loop, loop)
+    r = run_verifier(installed, loop, telegram_url=telegram.url, metrics=metrics)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr
+    assert "too many levels of symbolic links" in r.stderr, r.stderr
+    assert success_value(metrics) == "0"  # the old "1" would have kept the alert quiet
+    assert 'callcenter_backup_verify_failure{check="found"' in metrics.read_text()
+    assert "too many levels of symbolic links" in metrics.read_text()
+    assert "telegram: notified" in r.stderr
+    path, form = telegram.seen[-1]
+    assert path == "/bot%s/sendMessage" % TOKEN and "Backup verification failed" in form["text"][0]
+    assert "too many levels of symbolic links" in form["text"][0]
+    assert TOKEN not in r.stdout + r.stderr
+
+
+def test_host_script_refuses_a_fifo_within_seconds(installed, telegram, tmp_path):
+    fifo = tmp_path / "latest.dump.gz"
+    os.mkfifo(fifo)
+    metrics = tmp_path / "backup.prom"
+    r = run_verifier(installed, fifo, "--timeout", "5", telegram_url=telegram.url, metrics=metrics, timeout=30)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "is a FIFO, not a regular file" in r.stderr and "Traceback" not in r.stderr
+    assert success_value(metrics) == "0" and telegram.seen
+
+
+@pytest.mark.parametrize("value, expected", [("nan", "finite"), ("inf", "finite"), ("1e12", "at most 86400")])
+def test_host_script_refuses_an_unusable_timeout_as_a_failed_verification(installed, dumps, tmp_path, value,
+                                                                         expected):
+    metrics = tmp_path / "backup.prom"
+    r = run_verifier(installed, dumps / "raw.dump", "--timeout", value, metrics=metrics)
+    assert r.returncode == 2 and "--timeout must be" in r.stderr and expected in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and success_value(metrics) == "0"
+
+
+def test_host_script_memory_stays_bounded_on_a_gzip_bomb(installed, dumps, tmp_path):
+    """2.3 MB of gzip that expands to 2.3 GB behind a real header (2.8 GB RSS before the fix).
+    wait4 gives the largest process of the verification: the verifier or a pg_restore it reaped."""
+    bomb = make_bomb(dumps / "raw.dump", tmp_path / "bomb.dump.gz")
+    log = tmp_path / "out.log"
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child execs at once
+        fd = os.open(str(log), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.execv(sys.executable, [sys.executable, str(installed / "lib" / "callcenter-backup-verify"), str(bomb),
+                                  "--metrics-file", str(tmp_path / "m.prom"),
+                                  "--pg-restore", "/usr/lib/postgresql/15/bin/pg_restore"])
+    _pid, status, usage = os.wait4(pid, 0)
+    output = log.read_text()
+    assert os.waitstatus_to_exitcode(status) == 1, output
+    assert "pg_restore could not read the archive" in output and "Traceback" not in output
+    assert usage.ru_maxrss < 100 * 1024, "peak RSS %.1f MB" % (usage.ru_maxrss / 1024.0)
+    assert success_value(tmp_path / "m.prom") == "0"
+
+
+def test_switching_to_cron_removes_the_onsuccess_dropin(ansible, tmp_path):
+    pb, root = role_playbook(tmp_path, backup_verify_scheduler="systemd",
+                             backup_verify_after_unit="callcenter-backup.service")
+    assert ansible.playbook(pb).rc == 0
+    dropin = root / "systemd" / "callcenter-backup.service.d" / "callcenter-backup-verify.conf"
+    assert "OnSuccess=callcenter-backup-verify.service" in dropin.read_text()
+    pb, root = role_playbook(tmp_path, backup_verify_scheduler="cron",
+                             backup_verify_after_unit="callcenter-backup.service")
+    r = ansible.playbook(pb)
+    assert r.rc == 0, r
+    assert not dropin.exists(), "the OnSuccess= drop-in still starts the removed service"
+    assert not (root / "systemd" / "callcenter-backup-verify.service").exists()
+    assert (root / "cron.d" / "callcenter-backup-verify").exists()
+    again = ansible.playbook(pb)
+    assert again.rc == 0 and "changed=0" in again.output, again
