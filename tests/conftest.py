@@ -414,15 +414,17 @@ def fake_app(tmp_path):
 
 # --------------------------------------------------------------------------- flower
 class FlowerServer:
-    """Real Flower (celery flower) on a free loopback port with basic auth."""
+    """Real Flower (celery flower) on a free loopback port with basic auth (none with auth=False)."""
 
-    def __init__(self, broker_url, workdir, user="ops", password="Flower-Test-Pass-1"):
+    def __init__(self, broker_url, workdir, user="ops", password="Flower-Test-Pass-1", auth=True):
         self.port = free_port()
-        self.auth = (user, password)
+        self.auth = (user, password) if auth else None
         self.url = "http://127.0.0.1:%d/" % self.port
-        env = dict(os.environ, CELERY_BROKER_URL=broker_url, FLOWER_BASIC_AUTH="%s:%s" % self.auth,
-                   FLOWER_PORT=str(self.port), FLOWER_ADDRESS="127.0.0.1")
-        self.log = open(Path(workdir) / "flower.log", "wb")
+        env = dict(os.environ, CELERY_BROKER_URL=broker_url, FLOWER_PORT=str(self.port), FLOWER_ADDRESS="127.0.0.1")
+        env.pop("FLOWER_BASIC_AUTH", None)
+        if auth:
+            env["FLOWER_BASIC_AUTH"] = "%s:%s" % self.auth
+        self.log = open(Path(workdir) / ("flower-%d.log" % self.port), "wb")
         self.proc = subprocess.Popen([str(BIN / "celery"), "flower"], env=env, cwd=str(workdir),
                                      start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -435,7 +437,7 @@ class FlowerServer:
                 urllib.request.urlopen(self.url, timeout=1)
             except urllib.error.HTTPError as e:
                 return e.code == 401
-            return False
+            return self.auth is None
         wait_for(answers, 30, "flower on port %d" % self.port)
         return self
 
@@ -446,7 +448,7 @@ class FlowerServer:
 
 @pytest.fixture
 def flower_factory(tmp_path):
-    with stopped_afterwards(lambda _i, broker_url: FlowerServer(broker_url, tmp_path).start()) as make:
+    with stopped_afterwards(lambda _i, broker_url, **kw: FlowerServer(broker_url, tmp_path, **kw).start()) as make:
         yield make
 
 

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.callcenter.ops.plugins.module_utils.app_api import strip_userinfo
 from ansible_collections.callcenter.ops.plugins.module_utils.fmt import duration as _duration, size as _bytes
 
 ORDER = ("app", "celery", "redis", "postgres", "backup", "flower")
@@ -46,7 +47,12 @@ def figures(name, c):
         return "%s %s, %s old, %s" % (c["path"].rsplit("/", 1)[-1], _bytes(c.get("size")),
                                       _duration(c.get("age_seconds")), verified)
     if name == "flower":
-        return "%s%s" % (c.get("url", ""), ", auth on" if c.get("auth") else "")
+        parts = [strip_userinfo(c.get("url") or "")]
+        if c.get("auth") is not None:
+            parts.append("auth on" if c["auth"] else "NO auth")
+        if c.get("credentials") in ("accepted", "rejected"):
+            parts.append("login %s" % c["credentials"])
+        return ", ".join(p for p in parts if p)
     return ""
 
 
@@ -74,6 +80,12 @@ def status_figures(comp, name):
     return figures(name, comp or {})
 
 
+def url_without_credentials(url):
+    """``url`` without its ``user:password@`` part, for links on pages and in messages."""
+    return strip_userinfo(url)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"status_table": status_table, "status_figures": status_figures}
+        return {"status_table": status_table, "status_figures": status_figures,
+                "url_without_credentials": url_without_credentials}

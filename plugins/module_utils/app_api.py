@@ -9,13 +9,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import json
+import re
 import socket
 import ssl
 import time
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import unquote
 from ansible.module_utils.urls import Request, make_context
 
 try:
@@ -26,6 +29,43 @@ except ImportError:  # pragma: no cover
 RELOAD_PATH = "/admin/config/reload"
 READY_PATH = "/health/ready"
 STATUS_PATH = "/admin/system-status"
+CONTRACT = "docs/app-http-contract.md"
+
+# scheme://userinfo@ : everything up to the last "@" before the path is user info.
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+
+
+def strip_userinfo(url):
+    """``url`` without the ``user:password@`` part: the form in which every URL is shown,
+    returned or written anywhere (results, messages, pages). Anything else is kept as given."""
+    if not isinstance(url, str):
+        return url
+    return _USERINFO.sub(r"\1", url, count=1)
+
+
+def split_userinfo(url):
+    """``(url without user info, user, password)``; user and password are percent-decoded,
+    None when the URL holds none."""
+    m = _USERINFO.match(url) if isinstance(url, str) else None
+    if not m:
+        return url, None, None
+    user, sep, password = url[len(m.group(1)):m.end() - 1].partition(":")
+    return m.group(1) + url[m.end():], unquote(user), (unquote(password) if sep else None)
+
+
+def json_kind(value):
+    """How a JSON value is called in a sentence: "a JSON list", "a JSON string", ..."""
+    if isinstance(value, list):
+        return "a JSON list"
+    if isinstance(value, bool):
+        return "a JSON boolean"
+    if isinstance(value, (int, float)):
+        return "a JSON number"
+    if isinstance(value, str):
+        return "a JSON string"
+    if value is None:
+        return "JSON null"
+    return "a JSON object"
 
 
 class AppError(Exception):
@@ -47,12 +87,26 @@ def app_argument_spec():
     )
 
 
+def flower_argument_spec():
+    """Flower's connection options (doc fragment callcenter.ops.flower)."""
+    return dict(
+        flower_url=dict(type="str"),
+        flower_user=dict(type="str", fallback=(env_fallback, ["FLOWER_USER"])),
+        flower_password=dict(type="str", no_log=True, fallback=(env_fallback, ["FLOWER_PASSWORD"])),
+    )
+
+
 class AppClient:
-    def __init__(self, base_url, token=None, timeout=5.0, validate_certs=True, ca_path=None):
+    def __init__(self, base_url, token=None, timeout=5.0, validate_certs=True, ca_path=None, basic_auth=None,
+                 option="app_url", service="application"):
+        """``basic_auth`` is ``(user, password)`` (Flower); ``option`` and ``service`` name what is
+        called in messages. User info inside ``base_url`` is dropped: give credentials apart."""
         if not base_url or not base_url.startswith(("http://", "https://")):
-            raise AppError("app_url must be an http:// or https:// URL (got %r)" % (base_url,))
-        self.base = base_url.rstrip("/")
+            raise AppError("%s must be an http:// or https:// URL (got %r)" % (option, strip_userinfo(base_url)))
+        self.base = strip_userinfo(base_url).rstrip("/")
         self.token = token
+        self.basic_auth = basic_auth
+        self.service = service
         self.timeout = timeout
         self.validate_certs = validate_certs
         self.ca_path = ca_path
@@ -76,7 +130,10 @@ class AppClient:
         if body is not None:
             data = json.dumps(body)
             headers["Content-Type"] = "application/json"
-        if auth and self.token:
+        if auth and self.basic_auth:
+            pair = ("%s:%s" % self.basic_auth).encode("utf-8")
+            headers["Authorization"] = "Basic %s" % base64.b64encode(pair).decode("ascii")
+        elif auth and self.token:
             headers["Authorization"] = "Bearer %s" % self.token
         try:
             resp = self._session.open(method, url, data=data, headers=headers, timeout=self.timeout,
@@ -89,18 +146,18 @@ class AppClient:
             raise AppError("%s: TLS certificate verification failed (%s); give ca_path, or validate_certs=false "
                            "for a test system" % (url, self._clean(e)))
         except (socket.timeout, TimeoutError):
-            raise AppError("%s did not answer within %ss (application overloaded or hung?)" % (url, self.timeout),
+            raise AppError("%s did not answer within %ss (%s overloaded or hung?)" % (url, self.timeout, self.service),
                            retryable=False)
         except URLError as e:
             reason = getattr(e, "reason", e)
             if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise AppError("%s did not answer within %ss (application overloaded or hung?)" % (url, self.timeout))
+                raise AppError("%s did not answer within %ss (%s overloaded or hung?)" % (url, self.timeout, self.service))
             if isinstance(reason, ssl.SSLError):
                 raise AppError("%s: TLS failed (%s); give ca_path, or validate_certs=false for a test system"
                                % (url, self._clean(reason)))
             text = self._clean(reason)
             if "refused" in text.lower():
-                raise AppError("%s refused the connection (is the application running?)" % url, retryable=True)
+                raise AppError("%s refused the connection (is the %s running?)" % (url, self.service), retryable=True)
             raise AppError("%s could not be reached (%s)" % (url, text), retryable=True)
         except (ssl.SSLError, ConnectionError, OSError) as e:
             raise AppError("%s could not be reached (%s)" % (url, self._clean(e)), retryable=True)
@@ -108,9 +165,25 @@ class AppClient:
 
     def _clean(self, e):
         text = str(e)
-        if self.token:
-            text = text.replace(self.token, "***")
+        for secret in (self.token, self.basic_auth and self.basic_auth[1]):
+            if secret:
+                text = text.replace(secret, "***")
         return text
+
+    def _object(self, path, data):
+        """``data`` when it is a JSON object, else an AppError saying what came instead."""
+        if not isinstance(data, dict):
+            raise AppError("%s%s answered %s where the contract (%s) says an object: is app_url the application "
+                           "(and the application up to date)?" % (self.base, path, json_kind(data), CONTRACT))
+        return data
+
+    def _field(self, path, data, name, kinds, what):
+        """``data[name]`` when absent or of one of ``kinds``, else an AppError naming the field."""
+        value = data.get(name)
+        if value is None or (isinstance(value, kinds) and not isinstance(value, bool)):
+            return value
+        raise AppError("%s%s answered %s for %r where the contract (%s) says %s"
+                       % (self.base, path, json_kind(value), name, CONTRACT, what))
 
     def _json(self, path, status, raw):
         try:
@@ -147,18 +220,27 @@ class AppClient:
         self._check(path, status, data)
         return status, data
 
-    def http_status(self, path):
-        """Just the HTTP status of ``GET path`` without auth (reachability, e.g. of Flower)."""
-        return self._request("GET", path, auth=False)[0]
+    def http_status(self, path, auth=False):
+        """Just the HTTP status of ``GET path``, without auth unless ``auth`` (e.g. Flower)."""
+        return self._request("GET", path, auth=auth)[0]
 
     def reload(self, sections=None, retries=2):
         """POST the reload; returns the application's JSON (reloaded, restart_required, changed)."""
         body = {"sections": sections} if sections else None
         _status, data = self.call("POST", RELOAD_PATH, body=body, retries=retries)
-        if not isinstance(data, dict) or "reloaded" not in data:
-            raise AppError("%s%s answered without a 'reloaded' list: not the expected contract" % (self.base, RELOAD_PATH))
-        data.setdefault("restart_required", [])
-        data.setdefault("unchanged", [])
+        data = self._object(RELOAD_PATH, data)
+        if "reloaded" not in data:
+            raise AppError("%s%s answered without a 'reloaded' list: not the expected contract (%s)"
+                           % (self.base, RELOAD_PATH, CONTRACT))
+        for name in ("reloaded", "restart_required", "unchanged"):
+            value = self._field(RELOAD_PATH, data, name, list, "a list of section names")
+            if value is not None and not all(isinstance(v, str) for v in value):
+                raise AppError("%s%s answered a %r list that is not all section names (strings), where the contract "
+                               "(%s) says so" % (self.base, RELOAD_PATH, name, CONTRACT))
+            data[name] = value or []
+        if not isinstance(data.get("changed", bool(data["reloaded"])), bool):
+            raise AppError("%s%s answered %s for 'changed' where the contract (%s) says true or false"
+                           % (self.base, RELOAD_PATH, json_kind(data["changed"]), CONTRACT))
         data.setdefault("changed", bool(data["reloaded"]))
         return data
 
@@ -166,13 +248,21 @@ class AppClient:
         """``(ready, body)`` from /health/ready (503 means not ready, not an error)."""
         status, raw = self._request("GET", READY_PATH, auth=False)
         data = self._json(READY_PATH, status, raw)
+        if status != 503:
+            self._check(READY_PATH, status, data)
+        data = self._object(READY_PATH, data)
+        self._field(READY_PATH, data, "checks", dict, "an object of check names and results")
         if status == 503:
             return False, data
-        self._check(READY_PATH, status, data)
         return data.get("status", "ready") == "ready", data
 
     def system_status(self):
-        return self.call("GET", STATUS_PATH)[1]
+        """The object /admin/system-status answers, its figures checked against the contract."""
+        data = self._object(STATUS_PATH, self.call("GET", STATUS_PATH)[1])
+        for name in ("uptime_seconds", "active_calls"):
+            self._field(STATUS_PATH, data, name, (int, float), "a number")
+        self._field(STATUS_PATH, data, "version", str, "a string")
+        return data
 
 
 def _read(e):

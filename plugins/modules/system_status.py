@@ -17,7 +17,9 @@ description:
     timeout. The application gives its version, uptime, active calls and readiness; Celery
     gives workers and queue depths; Redis its memory, clients and role; PostgreSQL its
     connections against C(max_connections), database size and version. The backups give the
-    newest file, its age and its last verification; Flower whether it is reachable.
+    newest file, its age and its last verification; Flower whether it is reachable, asks for
+    credentials (a Flower without auth is C(degraded)), and accepts the ones given.
+  - No URL is ever shown or returned with its user info (C(user:password@)).
   - Each component gets C(ok), C(degraded) or C(down) with a reason; the overall status is the
     worst. A component that is down never hides the others.
   - Only the components whose options are given are read.
@@ -26,6 +28,7 @@ author:
   - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
   - callcenter.ops.app_api
+  - callcenter.ops.flower
   - callcenter.ops.broker.connection
 attributes:
   check_mode:
@@ -38,12 +41,13 @@ options:
   timeout:
     description:
       - Seconds each component gets. A component that has not answered by then is C(down).
+      - A finite number of seconds, above 0 and at most a day (86400).
     type: float
     default: 3
   component_timeouts:
     description:
       - Per-component timeouts overriding O(timeout), for example C(postgres=5) as a dict.
-      - Keys are app, celery, redis, postgres, backup, flower.
+      - Keys are app, celery, redis, postgres, backup, flower; each value follows the rules of O(timeout).
     type: dict
     default: {}
   expected_workers:
@@ -113,10 +117,6 @@ options:
       - The metrics file M(callcenter.ops.backup_verify) or its role writes; its last result
         is shown, and a failed verification makes C(backup) degraded.
     type: path
-  flower_url:
-    description:
-      - Flower's URL; enables the C(flower) component (reachable when it answers 200 or 401).
-    type: str
   fail_on:
     description:
       - Fail the task when the overall status is at least this bad.
@@ -146,6 +146,8 @@ EXAMPLES = r'''
     backup_dir: /var/backups/callcenter
     backup_metrics_file: /var/lib/prometheus/node-exporter/callcenter_backup.prom
     flower_url: http://127.0.0.1:5555/
+    flower_user: ops
+    flower_password: "{{ vault_flower_password }}"
   register: status
 
 - name: Print it as a table
@@ -164,7 +166,18 @@ components:
   returned: always
   type: dict
   sample: {"redis": {"status": "ok", "reason": "", "used_memory": 1048576, "maxmemory": 0,
-           "mem_fragmentation_ratio": 1.2, "connected_clients": 5, "role": "master", "duration": 0.002}}
+           "mem_fragmentation_ratio": 1.2, "connected_clients": 5, "role": "master", "duration": 0.002},
+           "flower": {"status": "ok", "reason": "", "url": "http://127.0.0.1:5555/", "http_status": 401,
+                      "auth": true, "credentials": "accepted", "duration": 0.01}}
+  contains:
+    flower:
+      description:
+        - Flower's C(url) (without user info), C(http_status) of C(/) without credentials,
+          C(auth) (true when Flower asks for credentials; false makes it C(degraded)) and
+          C(credentials), one of V(accepted), V(rejected) (C(degraded)), V(not given) or
+          V(not checked) (Flower without auth).
+      returned: when O(flower_url) is given
+      type: dict
 problems:
   description: One sentence per component that is not ok.
   returned: always
@@ -200,6 +213,7 @@ from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_requ
 from ansible_collections.callcenter.ops.plugins.module_utils import app_api
 from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
 from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
+from ansible_collections.callcenter.ops.plugins.module_utils import params as prm
 from ansible_collections.callcenter.ops.plugins.module_utils import postgres as pg
 from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
 from ansible_collections.callcenter.ops.plugins.module_utils import status as st
@@ -318,16 +332,64 @@ def probe_backup(p, max_age):
     return st.component(st.OK, "", **data)
 
 
-def probe_flower(p, timeout):
-    client = app_api.AppClient(p["flower_url"], None, timeout, p["validate_certs"], p["ca_path"])
+def probe_flower(p, url, credentials, timeout):
+    """Flower must ask for credentials (it shows every task and its arguments); the ones given,
+    if any, must let us in. ``url`` is already without user info."""
+    client = app_api.AppClient(url, None, timeout, p["validate_certs"], p["ca_path"], basic_auth=credentials,
+                               option="flower_url", service="Flower")
     try:
-        status = client.http_status("")
+        anonymous = client.http_status("/")
     except app_api.AppError as e:
-        return st.component(st.DOWN, str(e), url=p["flower_url"])
-    if status in (200, 401):
-        return st.component(st.OK, "" if status == 401 else "reachable WITHOUT auth", url=p["flower_url"],
-                            http_status=status, auth=status == 401)
-    return st.component(st.DOWN, "answered HTTP %d" % status, url=p["flower_url"], http_status=status)
+        return st.component(st.DOWN, str(e), url=url)
+    data = dict(url=url, http_status=anonymous)
+    if anonymous == 200:
+        try:  # Flower 2.2 keeps its API closed without auth unless FLOWER_UNAUTHENTICATED_API is set
+            api_open = client.http_status("/api/workers") == 200
+        except app_api.AppError:
+            api_open = False
+        return st.component(st.DEGRADED, "Flower answers %s without credentials: anyone who reaches it can see every "
+                            "worker, task and task argument%s - set basic auth (flower_basic_auth of the "
+                            "callcenter.ops.flower role, or FLOWER_BASIC_AUTH)"
+                            % (url, ", and through /api/workers shut workers down and revoke tasks" if api_open else ""),
+                            auth=False, credentials="not checked", **data)
+    if anonymous != 401:
+        return st.component(st.DOWN, "%s answered HTTP %d (is flower_url Flower's address, with its url_prefix?)"
+                            % (url, anonymous), **data)
+    data["auth"] = True
+    if not credentials:
+        return st.component(st.OK, "asks for credentials (none given: flower_user / flower_password not checked)",
+                            credentials="not given", **data)
+    try:
+        status = client.http_status("/", auth=True)
+    except app_api.AppError as e:
+        return st.component(st.DOWN, str(e), credentials="not checked", **data)
+    if status == 200:
+        return st.component(st.OK, "", credentials="accepted", **data)
+    if status == 401:
+        return st.component(st.DEGRADED, "Flower rejected the credentials (401) of user %r at %s: check flower_user / "
+                            "flower_password against the flower role's flower_basic_auth" % (credentials[0], url),
+                            credentials="rejected", **data)
+    return st.component(st.DOWN, "%s answered HTTP %d to the credentials given" % (url, status),
+                        credentials="not checked", **data)
+
+
+def flower_target(module):
+    """``(url without user info, (user, password) or None)``. Credentials inside flower_url are
+    used (the options win) but never shown again: their password joins the module's no_log values."""
+    p = module.params
+    url, url_user, url_password = app_api.split_userinfo(p["flower_url"])
+    if url_password:
+        module.no_log_values.add(url_password)
+    if url_user is not None:
+        module.warn("flower_url holds credentials: they were taken out of every URL shown; pass them as "
+                    "flower_user and flower_password (or FLOWER_USER / FLOWER_PASSWORD) instead")
+    user = p["flower_user"] if p["flower_user"] is not None else url_user
+    password = p["flower_password"] if p["flower_password"] is not None else url_password
+    if password is not None and not user:
+        module.fail_json(msg="flower_password is given without flower_user: Flower's basic auth needs both")
+    if user and password is None:
+        module.fail_json(msg="flower_user %r is given without flower_password (or FLOWER_PASSWORD)" % user)
+    return url, ((user, password) if user else None)
 
 
 def preload(probes):
@@ -360,27 +422,25 @@ def main():
         backup_pattern=dict(type="str", default="*.dump.gz"),
         backup_max_age=dict(type="str", default="26h"),
         backup_metrics_file=dict(type="path"),
-        flower_url=dict(type="str"),
         fail_on=dict(type="str", choices=["down", "degraded", "never"], default="never"),
     )
     argument_spec.update(rc.broker_connection_spec())  # the same broker options as celery_health
+    argument_spec.update(app_api.flower_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     started = time.monotonic()
-    if p["timeout"] <= 0:
-        module.fail_json(msg="timeout must be greater than 0 seconds (got %s)" % p["timeout"])
+    prm.check_timeouts(module, "timeout")
     unknown = sorted(set(p["component_timeouts"]) - set(COMPONENTS))
     if unknown:
         module.fail_json(msg="component_timeouts has unknown component(s) %s (known: %s)"
                              % (", ".join(unknown), ", ".join(COMPONENTS)))
     timeouts = {}
     for name in COMPONENTS:
-        try:
-            timeouts[name] = float(p["component_timeouts"].get(name, p["timeout"]))
-        except (TypeError, ValueError):
-            module.fail_json(msg="component_timeouts.%s must be a number of seconds" % name)
-        if timeouts[name] <= 0:
-            module.fail_json(msg="component_timeouts.%s must be greater than 0" % name)
+        value = p["component_timeouts"].get(name, p["timeout"])
+        problem = prm.timeout_problem(value, "component_timeouts.%s" % name)
+        if problem:
+            module.fail_json(msg=problem)
+        timeouts[name] = float(value)
     try:
         expected = cc.normalize_expected(p["expected_workers"])
         max_age = bk.parse_quantity(p["backup_max_age"], bk.AGE_UNITS, "backup_max_age")
@@ -401,7 +461,8 @@ def main():
     if p["backup_dir"]:
         probes["backup"] = lambda: probe_backup(p, max_age)
     if p["flower_url"]:
-        probes["flower"] = lambda: probe_flower(p, timeouts["flower"])
+        flower_url, flower_credentials = flower_target(module)
+        probes["flower"] = lambda: probe_flower(p, flower_url, flower_credentials, timeouts["flower"])
     if not probes:
         module.fail_json(msg="nothing to check: give at least one of app_url, broker_url, pg_host, backup_dir, "
                              "flower_url")

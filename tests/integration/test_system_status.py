@@ -182,7 +182,8 @@ def test_playbook_table_and_html_page_in_chromium(ansible, platform, tmp_path):
 
     c = Collect()
     c.feed(dom)
-    assert c.overall == ("down", "background: #c62828")
+    # the text colour (contrast >= 4.5:1) follows the background
+    assert c.overall[0] == "down" and c.overall[1].startswith("background: #c62828"), c.overall
     assert c.cards["app"] == ("down", "border-left-color: #c62828")
     for name in ("celery", "redis", "postgres", "backup", "flower"):
         assert c.cards[name] == ("ok", "border-left-color: #2e7d32"), name
@@ -195,3 +196,174 @@ def test_playbook_table_and_html_page_in_chromium(ansible, platform, tmp_path):
     subprocess.run(flags + ["--screenshot=%s" % shot, "--window-size=1280,1000", page.as_uri()],
                    capture_output=True, timeout=60, check=False)
     assert shot.exists() and shot.stat().st_size > 10000
+
+
+# --------------------------------------------------------------------------- Flower auth
+FLOWER_PASSWORD = "Flower-Test-Pass-1"
+
+
+def flower_only(ansible, url, verbosity=0, env=None, **over):
+    args = dict(flower_url=url, timeout=3)
+    args.update(over)
+    return ansible.module("system_status", args, verbosity=verbosity, env=env)
+
+
+def assert_no_secret(r, *secrets):
+    for secret in secrets:
+        assert secret not in r.output, (secret, r)
+        assert secret not in json.dumps(r.result), (secret, r)
+
+
+def test_flower_without_auth_is_degraded_not_ok(ansible, redis_server, flower_factory):
+    open_flower = flower_factory(redis_server.url, auth=False)
+    r = flower_only(ansible, open_flower.url)
+    assert r.rc == 0, r
+    f = r["components"]["flower"]
+    assert f["status"] == "degraded" and f["auth"] is False, f
+    assert "without credentials" in f["reason"] and "set basic auth" in f["reason"], f
+    assert r["status"] == "degraded" and r["changed"] is False
+
+
+def test_flower_credentials_accepted_rejected_or_not_given(ansible, redis_server, flower_factory):
+    flower = flower_factory(redis_server.url)
+    r = flower_only(ansible, flower.url, flower_user="ops", flower_password=FLOWER_PASSWORD, verbosity=3)
+    f = r["components"]["flower"]
+    assert f["status"] == "ok" and f["auth"] is True and f["credentials"] == "accepted", f
+    assert_no_secret(r, FLOWER_PASSWORD)
+
+    r = flower_only(ansible, flower.url, flower_user="ops", flower_password="Wrong-Flower-Pass-2", verbosity=3)
+    f = r["components"]["flower"]
+    assert f["status"] == "degraded" and f["credentials"] == "rejected", f
+    assert "Flower rejected the credentials (401)" in f["reason"] and "ops" in f["reason"], f
+    assert_no_secret(r, "Wrong-Flower-Pass-2")
+
+    r = flower_only(ansible, flower.url)
+    f = r["components"]["flower"]
+    assert f["status"] == "ok" and f["auth"] is True and f["credentials"] == "not given", f
+
+    # the environment is the safe way on an ad-hoc command line
+    r = flower_only(ansible, flower.url, env={"FLOWER_USER": "ops", "FLOWER_PASSWORD": FLOWER_PASSWORD})
+    assert r["components"]["flower"]["credentials"] == "accepted", r
+    assert_no_secret(r, FLOWER_PASSWORD)
+
+
+def test_flower_credentials_inside_the_url_are_used_but_never_shown(ansible, redis_server, flower_factory):
+    flower = flower_factory(redis_server.url)
+    url = "http://ops:%s@127.0.0.1:%d/" % (FLOWER_PASSWORD, flower.port)
+    r = flower_only(ansible, url, verbosity=3)
+    f = r["components"]["flower"]
+    assert f["status"] == "ok" and f["auth"] is True and f["credentials"] == "accepted", f
+    assert f["url"] == flower.url and "WITHOUT auth" not in json.dumps(r.result), f
+    assert "flower_url holds credentials" in r.output, r
+    assert_no_secret(r, FLOWER_PASSWORD)
+
+
+def test_flower_down_names_the_url_without_credentials(ansible):
+    from conftest import free_port
+    r = flower_only(ansible, "http://ops:Some-Flower-Pass-3@127.0.0.1:%d/" % free_port())
+    f = r["components"]["flower"]
+    assert f["status"] == "down" and "refused the connection" in f["reason"], f
+    assert "127.0.0.1" in f["reason"]
+    assert_no_secret(r, "Some-Flower-Pass-3")
+
+
+def test_playbook_never_writes_flower_or_link_credentials_into_the_page(ansible, redis_server, flower_factory, tmp_path):
+    flower = flower_factory(redis_server.url)
+    page = tmp_path / "status.html"
+    extra = {
+        "system_status_flower_url": "http://ops:%s@127.0.0.1:%d/" % (FLOWER_PASSWORD, flower.port),
+        "system_status_flower_user": "ops", "system_status_flower_password": FLOWER_PASSWORD,
+        "system_status_html_path": str(page),
+        "system_status_grafana_url": "https://admin:Grafana-Secret-3@grafana.example/d/voice",
+        "system_status_prometheus_url": "https://prom:Prom-Secret-4@prom.example:9090/graph",
+    }
+    r = ansible.playbook("callcenter.ops.system_status", extra_vars=extra, verbosity=3)
+    assert r.rc == 0, r
+    html = page.read_text()
+    for secret in (FLOWER_PASSWORD, "Grafana-Secret-3", "Prom-Secret-4"):
+        assert secret not in html, secret
+        assert secret not in r.output, secret
+    assert 'href="%s"' % flower.url in html
+    assert 'href="https://grafana.example/d/voice"' in html and 'href="https://prom.example:9090/graph"' in html
+    assert "WITHOUT auth" not in html
+
+
+# --------------------------------------------------------------------------- timeouts
+@pytest.mark.parametrize("args,name", [
+    (dict(timeout="nan"), "timeout"), (dict(timeout="inf"), "timeout"), (dict(timeout=1e12), "timeout"),
+    (dict(timeout=-1), "timeout"), (dict(timeout=0), "timeout"),
+    (dict(component_timeouts={"app": "nan"}), "component_timeouts.app"),
+    (dict(component_timeouts={"flower": "inf"}), "component_timeouts.flower"),
+    (dict(component_timeouts={"postgres": 1e12}), "component_timeouts.postgres"),
+    (dict(component_timeouts={"redis": -2}), "component_timeouts.redis"),
+])
+def test_unusable_timeouts_are_refused_with_a_sentence(ansible, args, name):
+    a = dict(app_url="http://127.0.0.1:9/")
+    a.update(args)
+    r = ansible.module("system_status", a)
+    assert r.rc != 0, r
+    assert r["msg"].startswith(name + " must be"), r["msg"]
+    assert "Traceback" not in r.output and "_PyTime_t" not in r.output, r
+
+
+# --------------------------------------------------------------------------- the app's JSON shape
+class ShapeServer:
+    """A tiny HTTP server answering fixed JSON per path (the contract broken on purpose)."""
+
+    def __init__(self, routes):
+        import http.server
+        import threading
+        routes_ = routes
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body = routes_.get(self.path, (404, {"error": "not found"}))
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def shape_server():
+    made = []
+
+    def make(routes):
+        made.append(ShapeServer(routes))
+        return made[-1]
+    yield make
+    for s in made:
+        s.stop()
+
+
+@pytest.mark.parametrize("ready", [(200, ["ready"]), (503, ["not_ready"]), (200, "ready"), (200, 42)])
+def test_ready_answering_json_that_is_not_an_object_is_a_sentence(ansible, shape_server, ready):
+    app = shape_server({"/health/ready": ready})
+    r = ansible.module("system_status", dict(app_url=app.url, timeout=2))
+    a = r["components"]["app"]
+    assert a["status"] == "down", a
+    assert "where the contract (docs/app-http-contract.md) says an object" in a["reason"], a
+    assert app.url + "/health/ready answered a JSON" in a["reason"], a
+    assert "AttributeError" not in r.output and "Error" not in a["reason"], a
+
+
+@pytest.mark.parametrize("body", [["1.8.2"], {"version": "1.8.2", "uptime_seconds": "a day", "active_calls": 3}])
+def test_system_status_endpoint_breaking_the_contract_is_a_sentence(ansible, shape_server, body):
+    app = shape_server({"/health/ready": (200, {"status": "ready", "checks": {}}), "/admin/system-status": (200, body)})
+    r = ansible.module("system_status", dict(app_url=app.url, timeout=2), env={"CALLCENTER_ADMIN_TOKEN": "t0ken-x"})
+    a = r["components"]["app"]
+    assert a["status"] == "degraded" and "contract (docs/app-http-contract.md)" in a["reason"], a
+    assert "Error" not in a["reason"], a
