@@ -85,15 +85,12 @@ def test_verify_backup_playbook_fails_on_a_broken_backup(ansible, dumps, tmp_pat
 
 # --------------------------------------------------------------------------- the host script, installed by the role
 
-import http.server  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import threading  # noqa: E402
-import urllib.parse  # noqa: E402
 
 import pytest  # noqa: E402
 
+from telegram_stub import TelegramStub  # noqa: E402
 from test_backup_verify import make_bomb  # noqa: E402
 
 
@@ -111,28 +108,9 @@ def installed(ansible, tmp_path_factory):
 
 @pytest.fixture
 def telegram():
-    """A Telegram Bot API stand-in on a free loopback port; ``.seen`` lists (path, form)."""
-    seen = []
-
-    class Bot(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append((self.path, urllib.parse.parse_qs(body.decode())))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(json.dumps({"ok": True}).encode())
-
-        def log_message(self, *args):
-            pass
-
-    srv = http.server.HTTPServer(("127.0.0.1", 0), Bot)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    srv.url = "http://127.0.0.1:%d" % srv.server_address[1]
-    srv.seen = seen
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    """The Telegram Bot API stand-in of tests/telegram_stub.py, on a free loopback port."""
+    with TelegramStub() as tg:
+        yield tg
 
 
 def run_verifier(root, path, *extra, telegram_url="http://127.0.0.1:9", timeout=60, metrics=None):
@@ -165,9 +143,9 @@ def test_host_script_on_a_symlink_loop_fails_closed(installed, dumps, telegram, 
     assert 'callcenter_backup_verify_failure{check="found"' in metrics.read_text()
     assert "too many levels of symbolic links" in metrics.read_text()
     assert "telegram: notified" in r.stderr
-    path, form = telegram.seen[-1]
-    assert path == "/bot%s/sendMessage" % TOKEN and "Backup verification failed" in form["text"][0]
-    assert "too many levels of symbolic links" in form["text"][0]
+    msg = telegram.wait_for(lambda m: "Backup verification failed" in m["text"], timeout=10)
+    assert msg["token"] == TOKEN and msg["chat_id"] == "42"
+    assert "too many levels of symbolic links" in msg["text"]
     assert TOKEN not in r.stdout + r.stderr
 
 
@@ -178,7 +156,7 @@ def test_host_script_refuses_a_fifo_within_seconds(installed, telegram, tmp_path
     r = run_verifier(installed, fifo, "--timeout", "5", telegram_url=telegram.url, metrics=metrics, timeout=30)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "is a FIFO, not a regular file" in r.stderr and "Traceback" not in r.stderr
-    assert success_value(metrics) == "0" and telegram.seen
+    assert success_value(metrics) == "0" and telegram.messages
 
 
 @pytest.mark.parametrize("value, expected", [("nan", "finite"), ("inf", "finite"), ("1e12", "at most 86400")])
