@@ -30,6 +30,19 @@ import time
 import urllib.parse
 
 PATH_RE = re.compile(r"^/bot(?P<token>[^/]+)/(?P<method>[A-Za-z]+)$")
+# Telegram's HTML parse mode: these tags only; any other "<", ">" or a bare "&" makes it refuse the
+# whole message ("can't parse entities"), so a template that forgets to escape fails here too.
+HTML_TAG_RE = re.compile(r"</?(b|strong|i|em|u|ins|s|strike|del|a|code|pre|tg-spoiler|span|blockquote)(\s[^<>]*)?>")
+HTML_ENTITY_RE = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|lt|gt|amp|quot);")
+
+
+def html_problem(text):
+    """Why Telegram would refuse ``text`` in HTML parse mode, or None."""
+    bare = HTML_ENTITY_RE.sub("", HTML_TAG_RE.sub("", text))
+    for ch in "<>&":
+        if ch in bare:
+            return "Bad Request: can't parse entities: unexpected %r" % ch
+    return None
 
 
 class TelegramStub:
@@ -39,6 +52,7 @@ class TelegramStub:
     def __init__(self, host="127.0.0.1", port=0, log_file=None):
         self.messages = []
         self.calls = []            # (method, token) of every Bot API call, sendMessage or not
+        self.rejected = []         # sendMessage bodies refused as Telegram would (bad HTML)
         self.status = 200          # set to e.g. 500 to play a failing Telegram
         self.log_file = log_file
         self._lock = threading.Lock()
@@ -97,6 +111,12 @@ class TelegramStub:
                     if not fields.get("chat_id") or not fields.get("text"):
                         self._send(400, {"ok": False, "error_code": 400,
                                          "description": "Bad Request: chat_id and text are required"})
+                        return
+                    problem = html_problem(str(fields["text"])) if fields.get("parse_mode") == "HTML" else None
+                    if problem:
+                        with stub._lock:
+                            stub.rejected.append(fields)
+                        self._send(400, {"ok": False, "error_code": 400, "description": problem})
                         return
                     self._send(200, {"ok": True, "result": stub._record(token, fields, ctype)})
                 else:
