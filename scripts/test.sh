@@ -59,10 +59,10 @@ stage_molecule() {
         # Every path and port of the scenario is this run's own (vars/main.yml reads these).
         root="$(mktemp -d /tmp/ccops-molecule-"$s".XXXXXX)"
         chmod 755 "$root"
-        read -r p1 p2 p3 < <(free_ports 3)
+        read -r p1 p2 p3 p4 < <(free_ports 4)
         (cd "$REPO" && ANSIBLE_HOME="$home" XDG_CACHE_HOME="$home/cache" MOLECULE_GLOB='molecule/*/molecule.yml' \
             CCOPS_MOLECULE_ROOT="$root" CCOPS_MOLECULE_REDIS_PORT="$p1" CCOPS_MOLECULE_FLOWER_PORT="$p2" \
-            CCOPS_MOLECULE_PROMETHEUS_PORT="$p3" "$VENV/bin/molecule" test -s "$s") || rc=1
+            CCOPS_MOLECULE_PROMETHEUS_PORT="$p3" CCOPS_MOLECULE_ALERTMANAGER_PORT="$p4" "$VENV/bin/molecule" test -s "$s") || rc=1
         rm -rf "$root"
     done
     rm -rf "$home"
