@@ -98,7 +98,7 @@ def flower_argument_spec():
 
 class AppClient:
     def __init__(self, base_url, token=None, timeout=5.0, validate_certs=True, ca_path=None, basic_auth=None,
-                 option="app_url", service="application"):
+                 option="app_url", service="the application"):
         """``basic_auth`` is ``(user, password)`` (Flower); ``option`` and ``service`` name what is
         called in messages. User info inside ``base_url`` is dropped: give credentials apart."""
         if not base_url or not base_url.startswith(("http://", "https://")):
@@ -146,18 +146,18 @@ class AppClient:
             raise AppError("%s: TLS certificate verification failed (%s); give ca_path, or validate_certs=false "
                            "for a test system" % (url, self._clean(e)))
         except (socket.timeout, TimeoutError):
-            raise AppError("%s did not answer within %ss (%s overloaded or hung?)" % (url, self.timeout, self.service),
+            raise AppError("%s did not answer within %ss (is %s overloaded or hung?)" % (url, self.timeout, self.service),
                            retryable=False)
         except URLError as e:
             reason = getattr(e, "reason", e)
             if isinstance(reason, (socket.timeout, TimeoutError)):
-                raise AppError("%s did not answer within %ss (%s overloaded or hung?)" % (url, self.timeout, self.service))
+                raise AppError("%s did not answer within %ss (is %s overloaded or hung?)" % (url, self.timeout, self.service))
             if isinstance(reason, ssl.SSLError):
                 raise AppError("%s: TLS failed (%s); give ca_path, or validate_certs=false for a test system"
                                % (url, self._clean(reason)))
             text = self._clean(reason)
             if "refused" in text.lower():
-                raise AppError("%s refused the connection (is the %s running?)" % (url, self.service), retryable=True)
+                raise AppError("%s refused the connection (is %s running?)" % (url, self.service), retryable=True)
             raise AppError("%s could not be reached (%s)" % (url, text), retryable=True)
         except (ssl.SSLError, ConnectionError, OSError) as e:
             raise AppError("%s could not be reached (%s)" % (url, self._clean(e)), retryable=True)
