@@ -11,7 +11,6 @@ import pwd
 import shutil
 import stat
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -20,9 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import _stop, free_port, wait_for  # noqa: E402
-from telegram_stub import TelegramStub  # noqa: E402
+from conftest import _stop, free_port, wait_for
+from telegram_stub import TelegramStub
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 AMTOOL = shutil.which("amtool")
