@@ -783,10 +783,6 @@ def read_metrics(path):
     return success, last
 
 
-# Kept as a name for callers that imported it from here; the one writer is textfile's.
-write_atomically = textfile.write_atomically
-
-
 def file_facts(path, now=None):
     """Size, mtime and age of ``path``. Raises BackupError with a sentence."""
     try:

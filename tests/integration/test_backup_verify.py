@@ -423,3 +423,15 @@ def test_failed_verification_says_why_in_the_metrics(ansible, dumps, tmp_path):
     text = metrics.read_text()
     assert 'callcenter_backup_verify_success{path="%s"} 0' % f in text
     assert 'callcenter_backup_verify_failure{check="gzip",path="%s",reason="truncated after' % f in text, text
+
+
+def test_timeout_covers_a_pg_restore_that_stops_reading(ansible, dumps, tmp_path):
+    """A pg_restore that hangs without reading: the write to it blocks; the deadline still ends it."""
+    fake = tmp_path / "pg_restore"
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    r = ansible.module("backup_verify", dict(path=str(dumps / "raw.dump"), pg_restore_path=str(fake), timeout=3),
+                       timeout=90)
+    no_traceback(r)
+    assert r.rc != 0 and "stopped by its timeout of 3.0s" in r["msg"], r
+    assert r.duration < 30, r
