@@ -10,6 +10,15 @@ __metaclass__ = type
 from ansible_collections.callcenter.ops.plugins.module_utils.fmt import size as _size
 
 
+_INTEGRITY = {
+    "checksum_file": "the whole file matches its sha256 checksum file",
+    "gzip_crc": "the gzip CRC and length cover every byte",
+    "pg_dump_compression": "pg_dump's own compression (zlib checksums) covers the data blocks",
+    "none": "NOTHING protects the data blocks (an uncompressed pg_dump -Fc -Z0 file, or toc mode): "
+            "a flipped byte in table data would go unnoticed",
+}
+
+
 def backup_summary(result):
     """Verdict line, then one line per check, then the table of contents."""
     if not isinstance(result, dict):
@@ -22,6 +31,9 @@ def backup_summary(result):
             result.get("duration") or 0))
     for c in result.get("checks") or []:
         lines.append("  %-8s %-4s %s" % (c.get("name"), "ok" if c.get("ok") else "FAIL", c.get("message")))
+    integrity = result.get("integrity")
+    if integrity:
+        lines.append("  integrity: %s" % _INTEGRITY.get(integrity, integrity))
     toc = result.get("toc")
     if toc:
         lines.append("  toc: database %s, %s entries, %d tables, dumped %s by pg_dump %s" % (

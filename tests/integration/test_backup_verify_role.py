@@ -70,6 +70,7 @@ def test_verify_backup_playbook_prints_verdict(ansible, dumps, tmp_path):
     assert r.rc == 0, r
     assert "Backup VALID: %s/callcenter-2026-11-25.dump.gz" % dumps in r.output
     assert "toc: database callcenter" in r.output
+    assert "integrity: the gzip CRC and length cover every byte" in r.output
 
 
 def test_verify_backup_playbook_fails_on_a_broken_backup(ansible, dumps, tmp_path):
