@@ -4,6 +4,8 @@ path on systemd is the molecule scenario molecule/backup_verify)."""
 import os
 import shutil
 
+import pytest
+
 TOKEN = "999:role-Secret-Token"
 
 
@@ -50,6 +52,15 @@ def test_bad_max_age_fails_before_anything_is_written(ansible, tmp_path):
     assert not root.exists()
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "1e12", 0])
+def test_unusable_timeout_fails_before_anything_is_written(ansible, tmp_path, value):
+    pb, root = role_playbook(tmp_path, backup_verify_timeout=value)
+    r = ansible.playbook(pb)
+    assert r.rc != 0, r
+    assert "backup_verify_timeout" in r.output or "backup_verify settings are invalid" in r.output, r
+    assert not root.exists()
+
+
 def test_wrong_type_is_refused_by_the_argument_spec(ansible, tmp_path):
     pb, root = role_playbook(tmp_path, backup_verify_scheduler="anacron")
     r = ansible.playbook(pb)
@@ -88,8 +99,6 @@ def test_verify_backup_playbook_fails_on_a_broken_backup(ansible, dumps, tmp_pat
 
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-
-import pytest  # noqa: E402
 
 from telegram_stub import TelegramStub  # noqa: E402
 from test_backup_verify import make_bomb  # noqa: E402
