@@ -754,15 +754,23 @@ def metrics_text(result, prefix="callcenter_backup"):
     return textfile.exposition(metrics_families(result, prefix))
 
 
-_METRIC_LINE = re.compile(r"^callcenter_backup_(verify_success|verify_last_run_timestamp_seconds)"
-                          r"(?:\{(?:[^\"}]|\"(?:[^\"\\]|\\.)*\")*\})?\s+(\S+)\s*$")
+_METRIC_LINE = re.compile(r"^callcenter_backup_(verify_success|verify_last_run_timestamp_seconds|verify_failure)"
+                          r"(\{(?:[^\"}]|\"(?:[^\"\\]|\\.)*\")*\})?\s+(\S+)\s*$")
+_LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 
 
-def read_metrics(path):
-    """The last verification recorded by metrics_text() in ``path``:
-    ``(success, last_run_epoch)``, each None when absent. Raises OSError (also for a path
-    that is not a regular file, which is never opened)."""
-    success = last = None
+def _label_values(text):
+    """``{name: value}`` of a label set as textfile.labels_text() writes it, unescaped."""
+    return dict((k, re.sub(r'\\[\\"n]', lambda m: _UNESCAPE[m.group(0)], v))
+                for k, v in _LABEL_PAIR.findall(text or ""))
+
+
+def read_metrics_detail(path):
+    """The last verification recorded by metrics_text() in ``path``: ``success`` (bool or
+    None), ``last_run`` (epoch or None) and ``problems`` (the failed checks' reasons). Raises
+    OSError (also for a path that is not a regular file, which is never opened)."""
+    detail = dict(success=None, last_run=None, problems=[])
     try:
         fh = open_regular(path)
     except BackupError as e:
@@ -771,16 +779,28 @@ def read_metrics(path):
         text = fh.read(4 << 20).decode("utf-8", "replace")
     for line in text.splitlines():
         m = _METRIC_LINE.match(line)
-        if m:
-            try:
-                value = float(m.group(2))
-            except ValueError:
-                continue
-            if m.group(1) == "verify_success":
-                success = value == 1
-            else:
-                last = value
-    return success, last
+        if not m:
+            continue
+        try:
+            value = float(m.group(3))
+        except ValueError:
+            continue
+        if m.group(1) == "verify_success":
+            detail["success"] = value == 1
+        elif m.group(1) == "verify_last_run_timestamp_seconds":
+            detail["last_run"] = value
+        elif value == 1:
+            labels = _label_values(m.group(2))
+            reason = labels.get("reason") or labels.get("check")
+            if reason:
+                detail["problems"].append(reason)
+    return detail
+
+
+def read_metrics(path):
+    """``(success, last_run_epoch)`` of read_metrics_detail(), each None when absent."""
+    detail = read_metrics_detail(path)
+    return detail["success"], detail["last_run"]
 
 
 def file_facts(path, now=None):

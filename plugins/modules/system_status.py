@@ -315,12 +315,15 @@ def probe_backup(p, max_age):
     reasons = []
     if p["backup_metrics_file"]:
         try:
-            success, last = bk.read_metrics(p["backup_metrics_file"])
+            detail = bk.read_metrics_detail(p["backup_metrics_file"])
+            success, last = detail["success"], detail["last_run"]
             data["verified"] = success
             if last:
                 data["verified_at"] = datetime.datetime.fromtimestamp(last, datetime.timezone.utc).isoformat()
             if success is False:
-                reasons.append("last verification FAILED")
+                data["verification_problems"] = detail["problems"]
+                reasons.append("last verification FAILED%s" % (
+                    ": " + "; ".join(detail["problems"]) if detail["problems"] else ""))
             elif success is None:
                 reasons.append("no verification result in %s" % p["backup_metrics_file"])
         except OSError as e:

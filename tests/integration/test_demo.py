@@ -60,6 +60,9 @@ def test_demo_status_during_an_incident_runs_every_check_and_rewrites_the_page(d
     before = page.stat().st_mtime
 
     os.kill(int((demo.stack / "w1.pid").read_text()), signal.SIGKILL)
+    backup = next((demo.stack / "backups").glob("*.dump.gz"))
+    data = backup.read_bytes()
+    backup.write_bytes(data[:len(data) // 2])  # tonight's backup, cut at half
     time.sleep(1)
     st = demo("status")
     out = st.stdout + st.stderr
@@ -71,6 +74,9 @@ def test_demo_status_during_an_incident_runs_every_check_and_rewrites_the_page(d
     assert page.stat().st_mtime > before
     assert 'data-status="ok"' not in html.split('id="overall"')[1][:80], html
     assert "w1@demo" in html
+    # The failed backup card says why it failed.
+    card = html.split('id="component-backup"')[1].split("</section>")[0]
+    assert "FAILED" in card and "truncated" in card, card
     assert '<meta name="viewport"' in html
     assert_badges_readable(html)
 

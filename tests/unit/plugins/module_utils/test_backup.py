@@ -175,3 +175,16 @@ def test_backup_writes_metrics_only_through_textfile():
 ])
 def test_integrity_names_what_protected_the_data(result, mode, sha, gz, expected):
     assert bk.integrity_of(result, mode, sha, gz) == expected
+
+
+def test_metrics_detail_reads_back_why_a_verification_failed(tmp_path):
+    from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+    result = dict(path='/b/x"1\n.dump.gz', valid=False, verified_at=1700000000, duration=0.5,
+                  checks=[dict(name="gzip", ok=False, message='gzip CRC mismatch: "altered"\\x'),
+                          dict(name="toc", ok=True, message="fine")])
+    f = tmp_path / "m.prom"
+    f.write_text(bk.metrics_text(result))
+    detail = bk.read_metrics_detail(str(f))
+    assert detail["success"] is False and detail["last_run"] == 1700000000
+    assert detail["problems"] == ['gzip CRC mismatch: "altered"\\x']
+    assert bk.read_metrics(str(f)) == (False, 1700000000)
