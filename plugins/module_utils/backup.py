@@ -538,8 +538,7 @@ def _feed(stream, path, result, checks, mode, memory_limit, expected_sha256, tim
     def outputs():
         yield stream["first"]
         try:
-            for piece in stream["rest_of_head"]:
-                yield piece
+            yield from stream["rest_of_head"]
         except Exception as e:
             raise _GzipError(e)
         while True:
@@ -555,8 +554,7 @@ def _feed(stream, path, result, checks, mode, memory_limit, expected_sha256, tim
                 yield chunk
                 continue
             try:
-                for piece in inflater.pieces(chunk, out_chunk):
-                    yield piece
+                yield from inflater.pieces(chunk, out_chunk)
             except Exception as e:
                 raise _GzipError(e)
 

@@ -116,7 +116,7 @@ def make_bomb(dest):
     zeros = member(b"\0" * (100 << 20))
     with open(dest, "wb") as out:
         out.write(member(raw[:start]))
-        for _ in range(23):
+        for _round in range(23):
             out.write(zeros)
     return dest
 

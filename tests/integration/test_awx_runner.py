@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from test_celery_purge import backlog, depth  # noqa: F401 (fixture)
+# backlog is a fixture: imported so pytest finds it here.
+from test_celery_purge import backlog, depth  # noqa: F401 pylint: disable=unused-import
 
 pytest.importorskip("ansible_runner")
 
@@ -65,14 +66,14 @@ def run_job(ansible, pdd, timeout=HARD_TIMEOUT):
     proc = subprocess.Popen([runner, "run", str(pdd), "-p", "purge.yml"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        out, _ = proc.communicate(timeout=timeout)
+        out = proc.communicate(timeout=timeout)[0]
     except subprocess.TimeoutExpired:
         for pid in descendants(proc.pid) + [proc.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        out, _ = proc.communicate(timeout=10)
+        out = proc.communicate(timeout=10)[0]
         out += b"\n[test] KILLED after %ds: the job hung" % timeout
     return proc.returncode, out.decode("utf-8", "replace"), time.monotonic() - started
 

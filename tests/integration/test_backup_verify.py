@@ -288,7 +288,7 @@ def make_bomb(raw_dump, dest, zeros_mb=2300):
     zeros = gzip_member(b"\0" * (100 << 20))
     with open(dest, "wb") as out:
         out.write(gzip_member(raw[:data_start(raw)]))
-        for _ in range(zeros_mb // 100):
+        for _round in range(zeros_mb // 100):
             out.write(zeros)
     return dest
 

@@ -170,8 +170,8 @@ def test_host_script_refuses_a_fifo_within_seconds(installed, telegram, tmp_path
 
 
 @pytest.mark.parametrize("value, expected", [("nan", "finite"), ("inf", "finite"), ("1e12", "at most 86400")])
-def test_host_script_refuses_an_unusable_timeout_as_a_failed_verification(installed, dumps, tmp_path, value,
-                                                                         expected):
+def test_host_script_refuses_an_unusable_timeout_as_a_failed_verification(
+        installed, dumps, tmp_path, value, expected):
     metrics = tmp_path / "backup.prom"
     r = run_verifier(installed, dumps / "raw.dump", "--timeout", value, metrics=metrics)
     assert r.returncode == 2 and "--timeout must be" in r.stderr and expected in r.stderr, r.stderr
