@@ -17,8 +17,14 @@ from functools import partial
 import os
 import stat
 
-from ansible_collections.callcenter.ops.plugins.module_utils.redis_client import BrokerError
-from ansible_collections.callcenter.ops.plugins.module_utils.textfile import exposition
+try:
+    from ansible_collections.callcenter.ops.plugins.module_utils.redis_client import BrokerError
+except ImportError:  # installed on a host beside the celery_metrics script, without Ansible
+    from ccops_redis_client import BrokerError
+try:
+    from ansible_collections.callcenter.ops.plugins.module_utils.textfile import exposition
+except ImportError:
+    from ccops_textfile import exposition
 
 # kombu's Redis transport keeps one list per priority step: the bare name for step 0, then
 # "<queue>\x06\x16<step>". It clamps a message's priority to 0..9 and files it under the largest

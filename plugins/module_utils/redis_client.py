@@ -13,8 +13,12 @@ __metaclass__ = type
 
 import traceback
 
-from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.six.moves.urllib.parse import quote, urlsplit, unquote
+try:
+    from ansible.module_utils.basic import env_fallback
+    from ansible.module_utils.six.moves.urllib.parse import quote, urlsplit, unquote
+except ImportError:  # installed on a host beside the celery_metrics script, without Ansible
+    from urllib.parse import quote, urlsplit, unquote
+    env_fallback = None
 
 REDIS_IMP_ERR = None
 try:
