@@ -10,7 +10,7 @@ __metaclass__ = type
 from ansible_collections.callcenter.ops.plugins.module_utils.app_api import strip_userinfo
 from ansible_collections.callcenter.ops.plugins.module_utils.fmt import duration as _duration, size as _bytes
 
-ORDER = ("app", "celery", "redis", "postgres", "backup", "flower")
+ORDER = ("app", "celery", "redis", "postgres", "backup", "flower", "alerts")
 
 
 def figures(name, c):
@@ -53,7 +53,36 @@ def figures(name, c):
         if c.get("credentials") in ("accepted", "rejected"):
             parts.append("login %s" % c["credentials"])
         return ", ".join(p for p in parts if p)
+    if name == "alerts":
+        if c.get("count") is None:
+            return strip_userinfo(c.get("url") or "")
+        if not c["count"]:
+            return "nothing firing"
+        severities = {}
+        for a in c.get("alerts") or []:
+            sev = a.get("severity") or "no severity"
+            severities[sev] = severities.get(sev, 0) + 1
+        return "%d firing: %s" % (c["count"], ", ".join(
+            "%d %s" % (n, sev) for sev, n in sorted(severities.items(), key=lambda kv: (-kv[1], kv[0]))))
     return ""
+
+
+def alert_lines(c):
+    """One indented line per firing alert, with where it fires, since when and its runbook."""
+    lines = []
+    for a in (c or {}).get("alerts") or []:
+        parts = ["%s %s" % ((a.get("severity") or "-").upper(), a.get("alertname") or "?")]
+        if a.get("where"):
+            parts.append(a["where"])
+        if a.get("startsAt"):
+            parts.append("since %s%s" % (a["startsAt"], " (%s)" % _duration(a["age_seconds"])
+                                         if a.get("age_seconds") is not None else ""))
+        if a.get("summary"):
+            parts.append(a["summary"])
+        if a.get("runbook_url"):
+            parts.append("runbook: %s" % strip_userinfo(a["runbook_url"]))
+        lines.append("  - " + " | ".join(parts))
+    return lines
 
 
 def status_table(result):
@@ -70,6 +99,8 @@ def status_table(result):
     lines = []
     for r in rows:
         lines.append(("%-*s  %-*s  %-*s  %s" % (widths[0], r[0], widths[1], r[1], widths[2], r[2], r[3])).rstrip())
+        if r[0] == "alerts":
+            lines.extend(alert_lines(comps["alerts"]))
     lines.append("overall: %s (generated %s, %.2fs)" % (str(result.get("status", "?")).upper(),
                                                         result.get("generated_at", "?"), result.get("duration") or 0))
     return lines

@@ -18,7 +18,8 @@ description:
     gives workers and queue depths; Redis its memory, clients and role; PostgreSQL its
     connections against C(max_connections), database size and version. The backups give the
     newest file, its age and its last verification; Flower whether it is reachable, asks for
-    credentials (a Flower without auth is C(degraded)), and accepts the ones given.
+    credentials (a Flower without auth is C(degraded)), and accepts the ones given; Alertmanager
+    what is firing (C(alerts) - each alert with where it fires, since when, its summary and runbook link).
   - No URL is ever shown or returned with its user info (C(user:password@)).
   - Each component gets C(ok), C(degraded) or C(down) with a reason; the overall status is the
     worst. A component that is down never hides the others.
@@ -47,7 +48,7 @@ options:
   component_timeouts:
     description:
       - Per-component timeouts overriding O(timeout), for example C(postgres=5) as a dict.
-      - Keys are app, celery, redis, postgres, backup, flower; each value follows the rules of O(timeout).
+      - Keys are app, celery, redis, postgres, backup, flower, alerts; each value follows the rules of O(timeout).
     type: dict
     default: {}
   expected_workers:
@@ -117,6 +118,25 @@ options:
       - The metrics file M(callcenter.ops.backup_verify) or its role writes; its last result
         is shown, and a failed verification makes C(backup) degraded.
     type: path
+  alertmanager_url:
+    description:
+      - Alertmanager's URL, for example C(http://127.0.0.1:9093) (with its route prefix, if any).
+        Enables the C(alerts) component, which reads
+        C(/api/v2/alerts?active=true&silenced=false&inhibited=false), so silenced and inhibited
+        alerts are left out.
+      - Fails closed - an Alertmanager that cannot be reached, or answers anything but a list of
+        alerts, makes C(alerts) C(down) with the reason; it never reads as "nothing firing".
+      - User info in the URL (C(https://user:pass@am.example/)) is sent as basic auth (for a proxy
+        in front of Alertmanager) and taken out of every URL shown or returned.
+      - If not set, the C(ALERTMANAGER_URL) environment variable is used.
+    type: str
+  alerts_severity_status:
+    description:
+      - The status one firing alert gives the C(alerts) component, by its C(severity) label; the
+        component takes the worst of its alerts, and is C(ok) when nothing fires.
+      - Values are V(ok), V(degraded) or V(down). A severity not listed (or none) counts as V(degraded).
+    type: dict
+    default: {critical: down, warning: degraded, info: ok}
   fail_on:
     description:
       - Fail the task when the overall status is at least this bad.
@@ -148,6 +168,7 @@ EXAMPLES = r'''
     flower_url: http://127.0.0.1:5555/
     flower_user: ops
     flower_password: "{{ vault_flower_password }}"
+    alertmanager_url: http://127.0.0.1:9093
   register: status
 
 - name: Print it as a table
@@ -178,6 +199,41 @@ components:
           V(not checked) (Flower without auth).
       returned: when O(flower_url) is given
       type: dict
+    alerts:
+      description:
+        - What fires in Alertmanager - C(url) (without user info), C(count) and C(alerts), worst
+          first. C(down) when a C(critical) alert fires or Alertmanager cannot be read (then
+          C(count) and C(alerts) are absent), C(degraded) when only warnings fire (see
+          O(alerts_severity_status)).
+      returned: when O(alertmanager_url) is given
+      type: dict
+      sample: {"status": "down", "reason": "1 alert(s) firing (1 critical): CeleryWorkerDown (worker=w1@host)",
+               "url": "http://127.0.0.1:9093", "count": 1, "duration": 0.004,
+               "alerts": [{"alertname": "CeleryWorkerDown", "severity": "critical",
+                           "labels": {"alertname": "CeleryWorkerDown", "severity": "critical", "worker": "w1@host",
+                                      "instance": "127.0.0.1:5555"},
+                           "where": "instance=127.0.0.1:5555, worker=w1@host",
+                           "startsAt": "2026-11-25T12:55:00.000Z", "age_seconds": 300.0,
+                           "summary": "Celery worker w1@host is down", "description": "",
+                           "runbook_url": "https://ops.example/runbooks/celery-worker-down.html",
+                           "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": "3c1a2b4d5e6f7a8b",
+                           "state": "active"}]}
+      contains:
+        url:
+          description: The Alertmanager asked, without user info.
+          type: str
+        count:
+          description: How many alerts fire (not silenced, not inhibited).
+          type: int
+        alerts:
+          description:
+            - One entry per firing alert - C(alertname), C(severity), C(labels) (all of them, as
+              Alertmanager gives them), C(where) (its C(instance), C(worker), C(queue), C(path) and
+              C(job) labels as one phrase), C(startsAt) (as Alertmanager gives it), C(age_seconds),
+              the C(summary), C(description) and C(runbook_url) annotations (empty when absent),
+              C(generatorURL), C(fingerprint) and C(state).
+          type: list
+          elements: dict
 problems:
   description: One sentence per component that is not ok.
   returned: always
@@ -210,6 +266,7 @@ import datetime
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
+from ansible_collections.callcenter.ops.plugins.module_utils import alertmanager as am
 from ansible_collections.callcenter.ops.plugins.module_utils import app_api
 from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
 from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
@@ -218,7 +275,7 @@ from ansible_collections.callcenter.ops.plugins.module_utils import postgres as 
 from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
 from ansible_collections.callcenter.ops.plugins.module_utils import status as st
 
-COMPONENTS = ("app", "celery", "redis", "postgres", "backup", "flower")
+COMPONENTS = ("app", "celery", "redis", "postgres", "backup", "flower", "alerts")
 
 
 def probe_app(p, timeout):
@@ -395,6 +452,15 @@ def flower_target(module):
     return url, ((user, password) if user else None)
 
 
+def alertmanager_target(module):
+    """``(url, (user, password) or None)``: credentials inside alertmanager_url go to a proxy as
+    basic auth and join the module's no_log values; the probe shows the URL without them."""
+    url, user, password = app_api.split_userinfo(module.params["alertmanager_url"])
+    if password:
+        module.no_log_values.add(password)
+    return module.params["alertmanager_url"], ((user, password or "") if user else None)
+
+
 def preload(probes):
     """Import what the selected components need (missing libraries are reported by the probes)."""
     for name, modules in (("celery", ("celery", "kombu.transport.redis")),):
@@ -425,6 +491,8 @@ def main():
         backup_pattern=dict(type="str", default="*.dump.gz"),
         backup_max_age=dict(type="str", default="26h"),
         backup_metrics_file=dict(type="path"),
+        alertmanager_url=dict(type="str", fallback=(env_fallback, ["ALERTMANAGER_URL"])),
+        alerts_severity_status=dict(type="dict", default=dict(am.DEFAULT_SEVERITY_STATUS)),
         fail_on=dict(type="str", choices=["down", "degraded", "never"], default="never"),
     )
     argument_spec.update(rc.broker_connection_spec())  # the same broker options as celery_health
@@ -444,6 +512,9 @@ def main():
         if problem:
             module.fail_json(msg=problem)
         timeouts[name] = float(value)
+    problem = am.severity_status_problem(p["alerts_severity_status"])
+    if problem:
+        module.fail_json(msg=problem)
     try:
         expected = cc.normalize_expected(p["expected_workers"])
         max_age = bk.parse_quantity(p["backup_max_age"], bk.AGE_UNITS, "backup_max_age")
@@ -466,9 +537,13 @@ def main():
     if p["flower_url"]:
         flower_url, flower_credentials = flower_target(module)
         probes["flower"] = lambda: probe_flower(p, flower_url, flower_credentials, timeouts["flower"])
+    if p["alertmanager_url"]:
+        am_url, am_credentials = alertmanager_target(module)
+        probes["alerts"] = lambda: am.probe(am_url, timeouts["alerts"], p["alerts_severity_status"],
+                                            p["validate_certs"], p["ca_path"], basic_auth=am_credentials)
     if not probes:
         module.fail_json(msg="nothing to check: give at least one of app_url, broker_url, pg_host, backup_dir, "
-                             "flower_url")
+                             "flower_url, alertmanager_url")
 
     # Import the heavy libraries once, before the clock of the components starts: imports hold
     # the interpreter lock, so done inside the threads they would run one after another anyway.

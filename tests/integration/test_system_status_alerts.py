@@ -1,0 +1,252 @@
+"""system_status's ``alerts`` component against a real Alertmanager 0.25: what fires, worst
+first, with where, since when, its summary and its runbook; in the table and on the page.
+Fail closed: an Alertmanager that is down, hung or answers something else is ``down``, never
+"nothing firing"."""
+
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import _stop, free_port, wait_for
+
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+pytestmark = pytest.mark.skipif(not ALERTMANAGER, reason="Alertmanager (Debian package prometheus-alertmanager) "
+                                                         "not installed")
+
+RUNBOOK = "https://ops.example/doc/operations/runbooks/celery-worker-down.html"
+BACKLOG_RUNBOOK = "https://ops.example/doc/operations/runbooks/celery-queue-backlog.html"
+QUERY = "/api/v2/alerts?active=true&silenced=false&inhibited=false"
+
+
+class Alertmanager:
+    """A real Alertmanager on a free loopback port, clustering off, a null receiver, data in a temp dir."""
+
+    def __init__(self, workdir):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "alertmanager.yml"
+        config.write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = open(self.dir / "alertmanager.log", "wb")
+        self.proc = subprocess.Popen(
+            [ALERTMANAGER, "--config.file=%s" % config, "--storage.path=%s" % (self.dir / "data"),
+             "--web.listen-address=127.0.0.1:%d" % self.port, "--cluster.listen-address="],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: urllib.request.urlopen(self.url + "/-/ready", timeout=1).status == 200, 20, "Alertmanager")
+
+    def firing(self):
+        with urllib.request.urlopen(self.url + QUERY, timeout=5) as r:
+            return json.loads(r.read())
+
+    def post(self, labels, annotations):
+        before = len(self.firing())
+        body = json.dumps([{"labels": labels, "annotations": annotations,
+                            "generatorURL": "http://127.0.0.1:9090/graph"}]).encode()
+        req = urllib.request.Request(self.url + "/api/v2/alerts", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 200
+        wait_for(lambda: len(self.firing()) > before, 10, "the posted alert in Alertmanager")
+
+    def stop(self):
+        _stop(self.proc)
+        self.log.close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path):
+    am = Alertmanager(tmp_path / "am")
+    yield am
+    am.stop()
+
+
+def worker_down(am, summary="Celery worker w1@harness is down"):
+    am.post({"alertname": "CeleryWorkerDown", "severity": "critical", "instance": "127.0.0.1:5555",
+             "worker": "w1@harness"}, {"summary": summary, "runbook_url": RUNBOOK})
+
+
+def queue_backlog(am):
+    am.post({"alertname": "CeleryQueueBacklog", "severity": "warning", "queue": "quality"},
+            {"summary": "Queue quality holds 812 messages", "runbook_url": BACKLOG_RUNBOOK})
+
+
+def alerts_only(ansible, url, env=None, **over):
+    args = dict(alertmanager_url=url, timeout=3)
+    args.update(over)
+    return ansible.module("system_status", args, env=env)
+
+
+def test_nothing_firing_is_ok(ansible, alertmanager):
+    r = alerts_only(ansible, alertmanager.url)
+    assert r.rc == 0, r
+    a = r["components"]["alerts"]
+    assert a["status"] == "ok" and a["count"] == 0 and a["alerts"] == [] and a["reason"] == "", a
+    assert a["url"] == alertmanager.url and r["status"] == "ok"
+
+
+def test_a_warning_firing_degrades_with_where_since_and_runbook(ansible, alertmanager):
+    queue_backlog(alertmanager)
+    r = alerts_only(ansible, alertmanager.url)
+    a = r["components"]["alerts"]
+    assert a["status"] == "degraded" and a["count"] == 1, a
+    assert a["reason"] == "1 alert(s) firing (1 warning): CeleryQueueBacklog (queue=quality)", a
+    alert, = a["alerts"]
+    assert alert["alertname"] == "CeleryQueueBacklog" and alert["severity"] == "warning"
+    assert alert["labels"] == {"alertname": "CeleryQueueBacklog", "severity": "warning", "queue": "quality"}
+    assert alert["summary"] == "Queue quality holds 812 messages" and alert["runbook_url"] == BACKLOG_RUNBOOK
+    assert alert["startsAt"].startswith(time.strftime("%Y-", time.gmtime())) and 0 <= alert["age_seconds"] < 60
+    assert r["status"] == "degraded" and "alerts degraded: 1 alert(s) firing" in r["msg"]
+
+
+def test_a_critical_firing_is_down_and_listed_first(ansible, alertmanager):
+    queue_backlog(alertmanager)
+    worker_down(alertmanager)
+    r = alerts_only(ansible, alertmanager.url, fail_on="down")
+    assert r.rc != 0, r  # fail_on=down: a critical alert fails the task
+    a = r["components"]["alerts"]
+    assert a["status"] == "down" and a["count"] == 2, a
+    assert [x["alertname"] for x in a["alerts"]] == ["CeleryWorkerDown", "CeleryQueueBacklog"]
+    assert a["alerts"][0]["where"] == "instance=127.0.0.1:5555, worker=w1@harness"
+    assert a["alerts"][0]["runbook_url"] == RUNBOOK
+    assert a["reason"].startswith("2 alert(s) firing (1 critical, 1 warning): CeleryWorkerDown"), a
+
+
+def test_the_severity_mapping_is_an_option(ansible, alertmanager):
+    worker_down(alertmanager)
+    r = alerts_only(ansible, alertmanager.url, alerts_severity_status={"critical": "degraded"})
+    assert r["components"]["alerts"]["status"] == "degraded", r
+    r = alerts_only(ansible, alertmanager.url, alerts_severity_status={"critical": "fatal"})
+    assert r.rc != 0 and r["msg"] == "alerts_severity_status.critical must be one of ok, degraded, down (got 'fatal')"
+
+
+def test_the_url_comes_from_the_environment_and_is_shown_without_credentials(ansible, alertmanager):
+    worker_down(alertmanager)
+    url = "http://ops:Am-Proxy-Secret-7@127.0.0.1:%d/" % alertmanager.port
+    r = ansible.module("system_status", dict(timeout=3), env={"ALERTMANAGER_URL": url})
+    a = r["components"]["alerts"]
+    assert a["status"] == "down" and a["count"] == 1 and a["url"] == alertmanager.url, a
+    assert "Am-Proxy-Secret-7" not in r.output and "Am-Proxy-Secret-7" not in json.dumps(r.result)
+
+
+def test_alertmanager_down_is_down_with_a_sentence_never_nothing_firing(ansible):
+    port = free_port()
+    r = alerts_only(ansible, "http://127.0.0.1:%d" % port)
+    assert r.rc == 0, r
+    a = r["components"]["alerts"]
+    assert a["status"] == "down" and "count" not in a and "alerts" not in a, a
+    assert a["reason"] == ("http://127.0.0.1:%d%s refused the connection (is Alertmanager running?); "
+                           "firing alerts unknown" % (port, QUERY)), a
+    assert r["status"] == "down"
+
+
+def test_a_hung_alertmanager_costs_only_its_own_timeout(ansible, blackhole, tmp_path):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "callcenter-2026-11-25.dump.gz").write_bytes(b"x")  # any file: the backup card stays readable
+    r = ansible.module("system_status", dict(alertmanager_url="http://127.0.0.1:%d" % blackhole, timeout=5,
+                                             component_timeouts={"alerts": 1}, backup_dir=str(backups),
+                                             backup_max_age="1000d"))
+    assert r.rc == 0, r
+    a = r["components"]["alerts"]
+    assert a["status"] == "down" and "did not answer within 1.0s" in a["reason"], a
+    assert r["components"]["backup"]["status"] == "ok", r["components"]["backup"]
+    assert r["collect_duration"] < 1 + 0.5, (r["collect_duration"], r["components"])
+
+
+class Answer:
+    """A loopback HTTP server answering one fixed body: the wrong thing at alertmanager_url."""
+
+    def __init__(self, status, body):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.mark.parametrize("status,body,words", [
+    (200, {"status": "success", "data": {"alerts": []}}, "answered a JSON object where Alertmanager's API v2 "
+                                                         "answers a list of alerts"),
+    (200, b"<html>Sign in</html>", "answered something that is not JSON"),
+    (404, b"404 page not found", "answered HTTP 404"),
+])
+def test_an_answer_that_is_not_a_list_of_alerts_is_down(ansible, status, body, words):
+    srv = Answer(status, body)
+    try:
+        r = alerts_only(ansible, srv.url)
+    finally:
+        srv.stop()
+    a = r["components"]["alerts"]
+    assert a["status"] == "down" and words in a["reason"] and "count" not in a, a
+    assert "Traceback" not in r.output
+
+
+def test_playbook_table_and_page_show_the_alert_with_its_runbook_escaped(ansible, alertmanager, tmp_path):
+    worker_down(alertmanager, summary='Worker <script>alert("x")</script> w1 & co is down')
+    page = tmp_path / "status.html"
+    url = "http://ops:Am-Link-Secret-8@127.0.0.1:%d/" % alertmanager.port
+    r = ansible.playbook("callcenter.ops.system_status",
+                         extra_vars={"system_status_alertmanager_url": url, "system_status_html_path": str(page)})
+    assert r.rc == 0, r
+    # the table: the component row, then one line per alert with its runbook
+    row = next(line for line in r.stdout.splitlines() if '"alerts ' in line)
+    assert "DOWN" in row and "1 firing: 1 critical" in row, row
+    assert "CRITICAL CeleryWorkerDown | instance=127.0.0.1:5555, worker=w1@harness | since " in r.stdout
+    assert "runbook: %s" % RUNBOOK in r.stdout
+    html = page.read_text()
+    for secret_place in (html, r.output):
+        assert "Am-Link-Secret-8" not in secret_place
+    assert '<a id="link-alertmanager" href="http://127.0.0.1:%d/">Alertmanager</a>' % alertmanager.port in html
+    assert 'id="component-alerts"' in html and 'data-status="down"' in html
+    assert '<a class="runbook" href="%s">Runbook</a>' % RUNBOOK in html
+    assert 'data-alertname="CeleryWorkerDown" data-severity="critical"' in html
+    assert "instance=127.0.0.1:5555, worker=w1@harness" in html
+    assert "<script>" not in html
+    assert "Worker &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; w1 &amp; co is down" in html
+    chromium = shutil.which("chromium")
+    if not chromium:
+        return
+    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", "--user-data-dir=%s" % (tmp_path / "chrome"),
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60, check=False).stdout
+    assert "CeleryWorkerDown" in dom and "<script>alert" not in dom
+
+
+def test_a_runbook_link_that_is_not_http_is_shown_as_text_not_linked(ansible, alertmanager, tmp_path):
+    alertmanager.post({"alertname": "Odd", "severity": "warning"},
+                      {"summary": "odd", "runbook_url": "javascript:alert(1)"})
+    page = tmp_path / "status.html"
+    r = ansible.playbook("callcenter.ops.system_status",
+                         extra_vars={"system_status_alertmanager_url": alertmanager.url,
+                                     "system_status_html_path": str(page)})
+    assert r.rc == 0, r
+    html = page.read_text()
+    assert 'href="javascript:' not in html and "Runbook: javascript:alert(1)" in html
+
+
+def test_ansible_doc_renders_the_alerts_options_and_return(ansible):
+    r = subprocess.run([str(Path(shutil.which("ansible-doc") or "ansible-doc")), "callcenter.ops.system_status"],
+                       env=ansible.env, capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 0, r.stderr
+    for words in ("alertmanager_url", "ALERTMANAGER_URL", "alerts_severity_status", "runbook_url"):
+        assert words in r.stdout, words
