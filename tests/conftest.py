@@ -12,9 +12,7 @@ import contextlib
 import gzip
 import json
 import os
-import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE_APP = REPO / "tests" / "sample_app"
-BIN = Path(sys.executable).parent
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+# The components themselves are written once, in tests/harness.py (the demo and the
+# benchmarks use them too); here they become fixtures that stop them after each test.
+from harness import (BIN, PG_BIN, REPO, SAMPLE_APP, CeleryCluster, CeleryProcess,  # noqa: F401 (re-exported)
+                     FlowerServer, PostgresCluster, RedisServer, Stack, _stop, celery_ping, free_port, wait_for)
 
 
 # Make ``ansible_collections.callcenter.ops`` importable from this checkout for unit tests
@@ -37,77 +35,6 @@ _IMPORT_ROOT = Path(tempfile.mkdtemp(prefix="ccops-import-"))
 (_IMPORT_ROOT / "ansible_collections" / "callcenter" / "ops").symlink_to(REPO)
 sys.path.insert(0, str(_IMPORT_ROOT))
 atexit.register(shutil.rmtree, str(_IMPORT_ROOT), True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception as e:  # the server is still starting
-            last = e
-        time.sleep(0.05)
-    raise TimeoutError("%s not ready after %ss (%s)" % (what, timeout, last))
-
-
-def _stop(proc, sig=signal.SIGTERM, timeout=10):
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-
-
-# --------------------------------------------------------------------------- redis
-class RedisServer:
-    """A redis-server on 127.0.0.1:<free port>, optionally with a password."""
-
-    def __init__(self, workdir, password=None):
-        self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.password = password
-        self.port = free_port()
-        self.proc = None
-
-    @property
-    def url(self):
-        auth = ":%s@" % self.password if self.password else ""
-        return "redis://%s127.0.0.1:%d/0" % (auth, self.port)
-
-    def client(self):
-        import redis
-        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
-
-    def start(self):
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-               "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")]
-        if self.password:
-            cmd += ["--requirepass", self.password]
-        self.proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self.client().ping(), 10, "redis-server on port %d" % self.port)
-        return self
-
-    def stop(self):
-        if self.proc:
-            _stop(self.proc)
-
-    def kill(self):
-        if self.proc:
-            _stop(self.proc, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -143,128 +70,11 @@ def redis_server(redis_factory):
     return redis_factory(password="s3cret-Pa55")
 
 
-# --------------------------------------------------------------------------- celery
-class CeleryProcess:
-    """A Celery worker or beat of the sample app, in its own process group."""
-
-    def __init__(self, broker_url, argv, logfile, app="callcenter_sample"):
-        env = dict(os.environ, CELERY_BROKER_URL=broker_url, PYTHONPATH=str(SAMPLE_APP))
-        self.log = open(logfile, "wb")
-        self.proc = subprocess.Popen([str(BIN / "celery"), "-A", app] + argv, cwd=str(SAMPLE_APP),
-                                     env=env, start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def stop(self):
-        _stop(self.proc, timeout=3)  # a worker in warm shutdown would wait for its task
-        self.log.close()
-
-    def kill(self):
-        """SIGKILL the whole process group: a crash, no goodbye event."""
-        _stop(self.proc, signal.SIGKILL)
-
-
-def celery_ping(broker_url, names, timeout=1.0):
-    from celery import Celery
-    app = Celery("harness", broker=broker_url, set_as_current=False)
-    try:
-        replies = app.control.ping(destination=list(names), timeout=timeout, limit=len(names)) or []
-        return sorted(k for r in replies for k in r)
-    finally:
-        app.close()
-
-
-class CeleryCluster:
-    def __init__(self, broker_url, workdir, app="callcenter_sample"):
-        self.broker_url = broker_url
-        self.app = app  # tests/sample_app module: callcenter_sample, or callcenter_sample_prio (steps 0..9)
-        self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.workers = {}
-        self.beat = None
-
-    def start_workers(self, names=("w1", "w2"), queues=("quality", "stats"), concurrency=1, pool="prefork",
-                      wait=True):
-        started = []
-        for short in names:
-            node = "%s@harness" % short
-            argv = ["worker", "-n", node, "-Q", ",".join(queues), "-c", str(concurrency), "-P", pool,
-                    "-l", "warning", "--without-gossip", "--without-mingle", "--prefetch-multiplier", "1"]
-            self.workers[node] = CeleryProcess(self.broker_url, argv, self.dir / ("%s.log" % short), self.app)
-            started.append(node)
-        if wait:
-            wait_for(lambda: celery_ping(self.broker_url, started) == sorted(started), 30,
-                     "celery workers %s" % started)
-        return started
-
-    def start_beat(self, interval=1):
-        self.schedule = self.dir / "celerybeat-schedule"
-        os.environ["SAMPLE_BEAT_INTERVAL"] = str(interval)
-        self.beat = CeleryProcess(self.broker_url, ["beat", "-s", str(self.schedule), "-l", "warning"],
-                                  self.dir / "beat.log")
-        return self.schedule
-
-    def kill(self, node):
-        self.workers[node].kill()
-
-    def stop(self):
-        for w in self.workers.values():
-            w.stop()
-        if self.beat:
-            self.beat.stop()
-
-
 @pytest.fixture
 def celery_factory(tmp_path):
     with stopped_afterwards(lambda i, broker_url, app="callcenter_sample":
                             CeleryCluster(broker_url, tmp_path / ("celery%d" % i), app)) as make:
         yield make
-
-
-# --------------------------------------------------------------------------- postgres
-class PostgresCluster:
-    """A PostgreSQL 15 cluster made with initdb (as the postgres user when root)."""
-
-    def __init__(self, password="pg-Secret-1"):
-        self.dir = Path(tempfile.mkdtemp(prefix="ccops-pg-"))
-        self.port = free_port()
-        self.password = password
-        self.user = "postgres"
-        self._as = []
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-            self._as = ["runuser", "-u", "postgres", "--"]
-
-    @property
-    def dsn(self):
-        return "host=127.0.0.1 port=%d user=postgres password=%s dbname=postgres" % (self.port, self.password)
-
-    def run(self, *argv, **kw):
-        return subprocess.run(self._as + list(argv), check=True, capture_output=True, **kw)
-
-    def start(self):
-        pwfile = self.dir / "pw"
-        pwfile.write_text(self.password + "\n")
-        if self._as:
-            shutil.chown(pwfile, "postgres")
-        self.run(str(PG_BIN / "initdb"), "-D", str(self.dir / "data"), "-U", "postgres", "--auth=scram-sha-256",
-                 "--pwfile", str(pwfile), "-E", "UTF8", "--locale=C")
-        opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (self.port, self.dir)
-        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-o", opts, "-l", str(self.dir / "log"),
-                 "-w", "start")
-        return self
-
-    def psql(self, sql, db="postgres"):
-        env = dict(os.environ, PGPASSWORD=self.password)
-        return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db,
-                               "-v", "ON_ERROR_STOP=1", "-qAtc", sql], env=env, check=True,
-                              capture_output=True, text=True).stdout
-
-    def stop(self):
-        try:
-            self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "stop")
-        except subprocess.CalledProcessError:
-            pass
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -410,40 +220,6 @@ def fake_app(tmp_path):
 
     with stopped_afterwards(build) as make:
         yield make
-
-
-# --------------------------------------------------------------------------- flower
-class FlowerServer:
-    """Real Flower (celery flower) on a free loopback port with basic auth (none with auth=False)."""
-
-    def __init__(self, broker_url, workdir, user="ops", password="Flower-Test-Pass-1", auth=True):
-        self.port = free_port()
-        self.auth = (user, password) if auth else None
-        self.url = "http://127.0.0.1:%d/" % self.port
-        env = dict(os.environ, CELERY_BROKER_URL=broker_url, FLOWER_PORT=str(self.port), FLOWER_ADDRESS="127.0.0.1")
-        env.pop("FLOWER_BASIC_AUTH", None)
-        if auth:
-            env["FLOWER_BASIC_AUTH"] = "%s:%s" % self.auth
-        self.log = open(Path(workdir) / ("flower-%d.log" % self.port), "wb")
-        self.proc = subprocess.Popen([str(BIN / "celery"), "flower"], env=env, cwd=str(workdir),
-                                     start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def start(self):
-        import urllib.error
-        import urllib.request
-
-        def answers():
-            try:
-                urllib.request.urlopen(self.url, timeout=1)
-            except urllib.error.HTTPError as e:
-                return e.code == 401
-            return self.auth is None
-        wait_for(answers, 30, "flower on port %d" % self.port)
-        return self
-
-    def stop(self):
-        _stop(self.proc)
-        self.log.close()
 
 
 @pytest.fixture

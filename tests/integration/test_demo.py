@@ -1,6 +1,7 @@
 """The README's main job, run the way a newcomer runs it: scripts/demo.sh on its own work dir
 and free ports, then an incident (a worker killed) and `demo.sh status`."""
 
+import json
 import os
 import re
 import shutil
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, free_port
+from conftest import REPO
 
 
 def contrast(fg, bg):
@@ -38,8 +39,7 @@ def demo():
     work = Path(tempfile.mkdtemp(prefix="ccops-demo-"))
     os.chmod(str(work), 0o711)  # the postgres user reaches the cluster under it
     env = dict(os.environ, CALLCENTER_OPS_WORK=str(work), CALLCENTER_OPS_VENV=str(Path(sys.executable).parents[1]),
-               DEMO_REDIS_PORT=str(free_port()), DEMO_PG_PORT=str(free_port()), DEMO_FLOWER_PORT=str(free_port()),
-               DEMO_APP_PORT=str(free_port()), ANSIBLE_NOCOLOR="1", CI="true")
+               DEMO_FREE_PORTS="1", ANSIBLE_NOCOLOR="1", CI="true")
     env.pop("CALLCENTER_OPS_COLLECTIONS", None)
 
     def run(*args, timeout=420):
@@ -59,7 +59,8 @@ def test_demo_status_during_an_incident_runs_every_check_and_rewrites_the_page(d
     assert_badges_readable(page.read_text())
     before = page.stat().st_mtime
 
-    os.kill(int((demo.stack / "w1.pid").read_text()), signal.SIGKILL)
+    state = json.loads((demo.stack / "stack.json").read_text())
+    os.killpg(state["pids"]["worker-w1"]["pid"], signal.SIGKILL)
     backup = next((demo.stack / "backups").glob("*.dump.gz"))
     data = backup.read_bytes()
     backup.write_bytes(data[:len(data) // 2])  # tonight's backup, cut at half
