@@ -111,6 +111,11 @@ def status_figures(comp, name):
     return figures(name, comp or {})
 
 
+def status_duration(seconds):
+    """Seconds as people read them (42s, 10m, 2.5h, 3.0d), e.g. how long an alert has fired."""
+    return _duration(seconds)
+
+
 def url_without_credentials(url):
     """``url`` without its ``user:password@`` part, for links on pages and in messages."""
     return strip_userinfo(url)
@@ -119,4 +124,4 @@ def url_without_credentials(url):
 class FilterModule(object):
     def filters(self):
         return {"status_table": status_table, "status_figures": status_figures,
-                "url_without_credentials": url_without_credentials}
+                "url_without_credentials": url_without_credentials, "status_duration": status_duration}

@@ -5,6 +5,7 @@ Fail closed: an Alertmanager that is down, hung or answers something else is ``d
 
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import threading
@@ -218,7 +219,8 @@ def test_playbook_table_and_page_show_the_alert_with_its_runbook_escaped(ansible
         assert "Am-Link-Secret-8" not in secret_place
     assert '<a id="link-alertmanager" href="http://127.0.0.1:%d/">Alertmanager</a>' % alertmanager.port in html
     assert 'id="component-alerts"' in html and 'data-status="down"' in html
-    assert '<a class="runbook" href="%s">Runbook</a>' % RUNBOOK in html
+    assert '<a class="runbook" href="%s">Runbook: CeleryWorkerDown</a>' % RUNBOOK in html
+    assert re.search(r'since <time datetime="[0-9T:.-]+Z">[0-9T:.-]+Z</time> \(\d+s\)', html), html
     assert 'data-alertname="CeleryWorkerDown" data-severity="critical"' in html
     assert "instance=127.0.0.1:5555, worker=w1@harness" in html
     assert "<script>" not in html
