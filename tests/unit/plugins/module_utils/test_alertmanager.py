@@ -159,7 +159,7 @@ def test_probe_asks_only_for_unmuted_active_alerts(answering):
     (401, b"", "answered 401"),
 ])
 def test_probe_fails_closed_on_a_wrong_answer(answering, status, body, words):
-    url, _ = answering(status, body)
+    url = answering(status, body)[0]
     c = am.probe(url, 2)
     assert c["status"] == "down" and words in c["reason"] and c["reason"].endswith("firing alerts unknown"), c
     assert "alerts" not in c and "count" not in c
