@@ -24,7 +24,8 @@ import pytest
 
 # The components themselves are written once, in tests/harness.py (the demo and the
 # benchmarks use them too); here they become fixtures that stop them after each test.
-from harness import (BIN, PG_BIN, REPO, SAMPLE_APP, CeleryCluster, CeleryProcess,  # noqa: F401 (re-exported)
+# Re-exported for the test modules (from conftest import ...): one name, one definition.
+from harness import (BIN, PG_BIN, REPO, SAMPLE_APP, CeleryCluster, CeleryProcess,  # noqa: F401 pylint: disable=unused-import
                      FlowerServer, PostgresCluster, RedisServer, Stack, _stop, celery_ping, free_port, wait_for)
 
 
