@@ -12,7 +12,8 @@ ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-prometheus-ale
 PROM = "http://127.0.0.1:%s" % os.environ.get("CCOPS_MOLECULE_PROMETHEUS_PORT", "29090")
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 EXPECTED = {"CeleryWorkerDown", "FlowerDown", "CeleryQueueBacklog", "CircuitBreakerOpen", "HighTransferRate",
-            "HighLatency", "OperatorQueueOverflow", "BackupVerificationFailed", "BackupTooOld"}
+            "HighLatency", "OperatorQueueOverflow", "BackupVerificationFailed", "BackupTooOld",
+            "CeleryBeatEntryStale", "CeleryMetricsFailed", "CeleryMetricsStale"}
 
 
 def get(path):
