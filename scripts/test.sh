@@ -89,8 +89,8 @@ stage_latest() {
       # The newest ansible-core runs the unit tests and one integration file per module kind
       # (the whole suite runs on the supported one above; twice would double the time).
       CALLCENTER_OPS_COLLECTIONS="$dest" "$venv/bin/python" -m pytest -p no:cacheprovider \
-        "$REPO/tests/unit" "$REPO/tests/integration/test_config_reload.py" \
-        "$REPO/tests/integration/test_celery_health.py" "$REPO/tests/integration/test_system_status_alerts.py" \
+        -n "$PYTEST_WORKERS" --dist loadfile "$REPO/tests/unit" "$REPO/tests/integration/test_config_reload.py" \
+        "$REPO/tests/integration/test_celery_purge.py" "$REPO/tests/integration/test_system_status_alerts.py" \
         "$REPO/tests/integration/test_runbooks.py" -q -rfE )
 }
 

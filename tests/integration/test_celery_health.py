@@ -1,6 +1,7 @@
 """celery_health against a real Redis and real Celery workers of the sample app."""
 
 import os
+import sys
 import time
 
 import pytest
@@ -426,6 +427,10 @@ def _python_without_celery(tmp_path, with_redis=True):
     python = shutil.which("python3", path="/usr/bin")
     if not python or subprocess.run([python, "-c", "import celery"], capture_output=True, check=False).returncode == 0:
         pytest.skip("needs a system python3 without celery")
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True,
+                             check=False).stdout.strip()
+    if version != str(tuple(sys.version_info[:2])):  # redis-py of this venv must suit that Python
+        pytest.skip("the system python3 (%s) is not this venv's Python" % version)
     site = tmp_path / "site"
     site.mkdir()
     if with_redis:
