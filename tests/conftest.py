@@ -25,8 +25,9 @@ import pytest
 # The components themselves are written once, in tests/harness.py (the demo and the
 # benchmarks use them too); here they become fixtures that stop them after each test.
 # Re-exported for the test modules (from conftest import ...): one name, one definition.
-from harness import (BIN, PG_BIN, REPO, SAMPLE_APP, CeleryCluster, CeleryProcess,  # noqa: F401 pylint: disable=unused-import
-                     FlowerServer, PostgresCluster, RedisServer, Stack, _stop, celery_ping, free_port, wait_for)
+from harness import (ALERTS_QUERY, BIN, PG_BIN, REPO, SAMPLE_APP, AlertmanagerServer, CeleryCluster,  # noqa: F401 pylint: disable=unused-import
+                     CeleryProcess, FlowerServer, JsonServer, PostgresCluster, RedisServer, Stack, _stop, celery_ping,
+                     free_port, wait_for)
 
 
 # Make ``ansible_collections.callcenter.ops`` importable from this checkout for unit tests

@@ -270,6 +270,89 @@ class FlowerServer:
         self.log.close()
 
 
+# --------------------------------------------------------------------------- alertmanager, fixed answers
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or "prometheus-alertmanager"
+ALERTS_QUERY = "/api/v2/alerts?active=true&silenced=false&inhibited=false"
+
+
+class AlertmanagerServer:
+    """A real Alertmanager (Debian's 0.25) on a free loopback port, clustering off, its data in
+    ``workdir``; ``config_file`` or a null receiver."""
+
+    def __init__(self, workdir, config_file=None):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if config_file is None:
+            config_file = self.dir / "alertmanager.yml"
+            config_file.write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.log = open(self.dir / "alertmanager.log", "wb")
+        self.proc = subprocess.Popen(
+            [ALERTMANAGER, "--config.file=%s" % config_file, "--storage.path=%s" % (self.dir / "data"),
+             "--web.listen-address=127.0.0.1:%d" % self.port, "--cluster.listen-address="],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: urllib.request.urlopen(self.url + "/-/ready", timeout=1).status == 200, 20, "Alertmanager")
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path, timeout=5) as r:
+            return json.loads(r.read())
+
+    def firing(self):
+        return self.get(ALERTS_QUERY)
+
+    def post_alert(self, labels, annotations, ends_at=None, wait=False):
+        """POST one alert (resolved when ``ends_at`` is in the past); ``wait``: until it is listed."""
+        before = len(self.firing()) if wait else 0
+        alert = {"labels": labels, "annotations": annotations, "generatorURL": "http://127.0.0.1:9090/graph"}
+        if ends_at:
+            alert["endsAt"] = ends_at.isoformat()
+        req = urllib.request.Request(self.url + "/api/v2/alerts", data=json.dumps([alert]).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 200
+        if wait:
+            wait_for(lambda: len(self.firing()) > before, 10, "the posted alert in Alertmanager")
+
+    def post_alert_and_wait(self, labels, annotations):
+        self.post_alert(labels, annotations, wait=True)
+
+    def stop(self):
+        _stop(self.proc)
+        self.log.close()
+
+
+class JsonServer:
+    """A loopback HTTP server giving fixed answers: ``routes`` maps a path (None: any path) to
+    ``(status, body)``; a body that is not bytes is sent as JSON. For contracts broken on purpose."""
+
+    def __init__(self, routes):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                status, body = routes.get(self.path, routes.get(None, (404, {"error": "not found"})))
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                if not isinstance(body, bytes):
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 # --------------------------------------------------------------------------- processes the stack keeps
 def proc_cmdline(pid):
     try:
@@ -345,7 +428,6 @@ FAST = dict(scrape_interval="2s", worker_down_for="20s", queue_backlog=20, queue
             flower_purge_offline_workers=10, metrics_every=5, group_wait="2s", group_interval="10s")
 WORKERS = ("w1", "w2")
 QUEUES = ("quality", "stats")
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager") or "prometheus-alertmanager"
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter") or "prometheus-node-exporter"
 
 

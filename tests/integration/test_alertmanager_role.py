@@ -13,13 +13,11 @@ import stat
 import subprocess
 import threading
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import _stop, free_port, wait_for
+from conftest import AlertmanagerServer, free_port, wait_for
 from telegram_stub import TelegramStub
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -30,39 +28,6 @@ pytestmark = pytest.mark.skipif(not (ALERTMANAGER and AMTOOL),
 TOKEN = "7412369850:AAE-Secret_Bot-Token-for-tests-0nly"
 CHAT_ID = -1001234567890
 RUNBOOK = "https://ops.example/doc/operations/runbooks/celery-worker-down.html"
-
-
-class AlertmanagerServer:
-    """A real Alertmanager on a free loopback port, clustering off, data in a temp dir."""
-
-    def __init__(self, workdir, config_file):
-        self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.log = open(self.dir / "alertmanager.log", "wb")
-        self.proc = subprocess.Popen(
-            [ALERTMANAGER, "--config.file=%s" % config_file, "--storage.path=%s" % (self.dir / "data"),
-             "--web.listen-address=127.0.0.1:%d" % self.port, "--cluster.listen-address="],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: urllib.request.urlopen(self.url + "/-/ready", timeout=1).status == 200, 20, "Alertmanager")
-
-    def get(self, path):
-        with urllib.request.urlopen(self.url + path, timeout=5) as r:
-            return json.loads(r.read())
-
-    def post_alert(self, labels, annotations, ends_at=None):
-        alert = {"labels": labels, "annotations": annotations, "generatorURL": "http://prometheus.example/graph"}
-        if ends_at:
-            alert["endsAt"] = ends_at.isoformat()
-        req = urllib.request.Request(self.url + "/api/v2/alerts", data=json.dumps([alert]).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            assert r.status == 200
-
-    def stop(self):
-        _stop(self.proc)
-        self.log.close()
 
 
 class WebhookRecorder:

@@ -307,42 +307,14 @@ def test_unusable_timeouts_are_refused_with_a_sentence(ansible, args, name):
 
 
 # --------------------------------------------------------------------------- the app's JSON shape
-class ShapeServer:
-    """A tiny HTTP server answering fixed JSON per path (the contract broken on purpose)."""
-
-    def __init__(self, routes):
-        import http.server
-        import threading
-        routes_ = routes
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                status, body = routes_.get(self.path, (404, {"error": "not found"}))
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def shape_server():
+    """Fixed JSON per path: the application's contract broken on purpose."""
+    from conftest import JsonServer
     made = []
 
     def make(routes):
-        made.append(ShapeServer(routes))
+        made.append(JsonServer(routes))
         return made[-1]
     yield make
     for s in made:

@@ -8,14 +8,12 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import _stop, free_port, wait_for
+from conftest import ALERTS_QUERY, AlertmanagerServer, JsonServer, free_port
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 pytestmark = pytest.mark.skipif(not ALERTMANAGER, reason="Alertmanager (Debian package prometheus-alertmanager) "
@@ -23,60 +21,23 @@ pytestmark = pytest.mark.skipif(not ALERTMANAGER, reason="Alertmanager (Debian p
 
 RUNBOOK = "https://ops.example/doc/operations/runbooks/celery-worker-down.html"
 BACKLOG_RUNBOOK = "https://ops.example/doc/operations/runbooks/celery-queue-backlog.html"
-QUERY = "/api/v2/alerts?active=true&silenced=false&inhibited=false"
-
-
-class Alertmanager:
-    """A real Alertmanager on a free loopback port, clustering off, a null receiver, data in a temp dir."""
-
-    def __init__(self, workdir):
-        self.dir = Path(workdir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        config = self.dir / "alertmanager.yml"
-        config.write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
-        self.port = free_port()
-        self.url = "http://127.0.0.1:%d" % self.port
-        self.log = open(self.dir / "alertmanager.log", "wb")
-        self.proc = subprocess.Popen(
-            [ALERTMANAGER, "--config.file=%s" % config, "--storage.path=%s" % (self.dir / "data"),
-             "--web.listen-address=127.0.0.1:%d" % self.port, "--cluster.listen-address="],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: urllib.request.urlopen(self.url + "/-/ready", timeout=1).status == 200, 20, "Alertmanager")
-
-    def firing(self):
-        with urllib.request.urlopen(self.url + QUERY, timeout=5) as r:
-            return json.loads(r.read())
-
-    def post(self, labels, annotations):
-        before = len(self.firing())
-        body = json.dumps([{"labels": labels, "annotations": annotations,
-                            "generatorURL": "http://127.0.0.1:9090/graph"}]).encode()
-        req = urllib.request.Request(self.url + "/api/v2/alerts", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            assert r.status == 200
-        wait_for(lambda: len(self.firing()) > before, 10, "the posted alert in Alertmanager")
-
-    def stop(self):
-        _stop(self.proc)
-        self.log.close()
 
 
 @pytest.fixture
 def alertmanager(tmp_path):
-    am = Alertmanager(tmp_path / "am")
+    am = AlertmanagerServer(tmp_path / "am")
     yield am
     am.stop()
 
 
 def worker_down(am, summary="Celery worker w1@harness is down"):
-    am.post({"alertname": "CeleryWorkerDown", "severity": "critical", "instance": "127.0.0.1:5555",
-             "worker": "w1@harness"}, {"summary": summary, "runbook_url": RUNBOOK})
+    am.post_alert_and_wait({"alertname": "CeleryWorkerDown", "severity": "critical", "instance": "127.0.0.1:5555",
+                            "worker": "w1@harness"}, {"summary": summary, "runbook_url": RUNBOOK})
 
 
 def queue_backlog(am):
-    am.post({"alertname": "CeleryQueueBacklog", "severity": "warning", "queue": "quality"},
-            {"summary": "Queue quality holds 812 messages", "runbook_url": BACKLOG_RUNBOOK})
+    am.post_alert_and_wait({"alertname": "CeleryQueueBacklog", "severity": "warning", "queue": "quality"},
+                           {"summary": "Queue quality holds 812 messages", "runbook_url": BACKLOG_RUNBOOK})
 
 
 def alerts_only(ansible, url, env=None, **over):
@@ -144,7 +105,7 @@ def test_alertmanager_down_is_down_with_a_sentence_never_nothing_firing(ansible)
     a = r["components"]["alerts"]
     assert a["status"] == "down" and "count" not in a and "alerts" not in a, a
     assert a["reason"] == ("http://127.0.0.1:%d%s refused the connection (is Alertmanager running?); "
-                           "firing alerts unknown" % (port, QUERY)), a
+                           "firing alerts unknown" % (port, ALERTS_QUERY)), a
     assert r["status"] == "down"
 
 
@@ -162,29 +123,6 @@ def test_a_hung_alertmanager_costs_only_its_own_timeout(ansible, blackhole, tmp_
     assert r["collect_duration"] < 1 + 0.5, (r["collect_duration"], r["components"])
 
 
-class Answer:
-    """A loopback HTTP server answering one fixed body: the wrong thing at alertmanager_url."""
-
-    def __init__(self, status, body):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
-            def log_message(self, *args):
-                pass
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = "http://127.0.0.1:%d" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.mark.parametrize("status,body,words", [
     (200, {"status": "success", "data": {"alerts": []}}, "answered a JSON object where Alertmanager's API v2 "
                                                          "answers a list of alerts"),
@@ -192,7 +130,7 @@ class Answer:
     (404, b"404 page not found", "answered HTTP 404"),
 ])
 def test_an_answer_that_is_not_a_list_of_alerts_is_down(ansible, status, body, words):
-    srv = Answer(status, body)
+    srv = JsonServer({None: (status, body)})
     try:
         r = alerts_only(ansible, srv.url)
     finally:
@@ -235,8 +173,8 @@ def test_playbook_table_and_page_show_the_alert_with_its_runbook_escaped(ansible
 
 
 def test_a_runbook_link_that_is_not_http_is_shown_as_text_not_linked(ansible, alertmanager, tmp_path):
-    alertmanager.post({"alertname": "Odd", "severity": "warning"},
-                      {"summary": "odd", "runbook_url": "javascript:alert(1)"})
+    alertmanager.post_alert_and_wait({"alertname": "Odd", "severity": "warning"},
+                                     {"summary": "odd", "runbook_url": "javascript:alert(1)"})
     page = tmp_path / "status.html"
     r = ansible.playbook("callcenter.ops.system_status",
                          extra_vars={"system_status_alertmanager_url": alertmanager.url,
