@@ -3,7 +3,6 @@ first, with where, since when, its summary and its runbook; in the table and on 
 Fail closed: an Alertmanager that is down, hung or answers something else is ``down``, never
 "nothing firing"."""
 
-import http.server
 import json
 import re
 import shutil
