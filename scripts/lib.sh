@@ -7,12 +7,14 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${CALLCENTER_OPS_WORK:-$REPO/.work}"
 VENV="${CALLCENTER_OPS_VENV:-$WORK/venv}"
+# shellcheck disable=SC2034  # used by the scripts that source this file
 COLLECTIONS="$WORK/collections"
 APT_PACKAGES=(redis-server postgresql-15 postgresql-client-15 prometheus prometheus-alertmanager
               prometheus-node-exporter docker-compose
-              chromium chromium-driver gzip pigz util-linux procps git python3-venv python3-gdbm)
+              chromium chromium-driver gzip pigz util-linux procps git python3-venv python3-gdbm shellcheck)
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+# Bold on a terminal only: CI logs and files get plain text.
+log() { if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi; }
 
 ensure_apt() {
     local missing=()
@@ -48,7 +50,8 @@ ensure_venv() {
     log "creating virtualenv $dir ($py, $req)"
     rm -rf "$dir"
     "$py" -m venv "$dir"
-    local pip_log="$WORK/pip-$(basename "$dir").log"
+    local pip_log
+    pip_log="$WORK/pip-$(basename "$dir").log"
     mkdir -p "$WORK"
     if ! { "$dir/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
            "$dir/bin/python" -m pip install --disable-pip-version-check -r "$req"; } >"$pip_log" 2>&1; then

@@ -6,6 +6,7 @@
 # (production profile), molecule scenarios, and pytest again on the newest ansible-core when a
 # Python >= 3.12 is present. Exit status is non-zero if any stage failed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+: "${VENV:?}" "${REPO:?}"  # set by lib.sh
 
 STAGES=("$@")
 [ ${#STAGES[@]} -gt 0 ] || STAGES=(pytest sanity lint molecule latest)

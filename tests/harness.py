@@ -867,7 +867,8 @@ class Stack:
             newest.write_bytes(data[:len(data) // 2])
             log("tonight's backup %s cut at half; the verification runs as its timer would" % newest.name)
             r = self.run_cron("backup-verify")
-            log("backup verification: rc %s: %s" % (r.returncode, (r.stdout + r.stderr).strip()[:300]))
+            said = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith(("FAIL", "OK", "error"))]
+            log("backup verification (rc %s): %s" % (r.returncode, " / ".join(said) or "no verdict printed"))
             return "BackupVerificationFailed"
         raise ValueError("unknown incident %r (worker-down, backlog, backup-corrupt)" % kind)
 

@@ -188,3 +188,10 @@ def test_metrics_detail_reads_back_why_a_verification_failed(tmp_path):
     assert detail["success"] is False and detail["last_run"] == 1700000000
     assert detail["problems"] == ['gzip CRC mismatch: "altered"\\x']
     assert bk.read_metrics(str(f)) == (False, 1700000000)
+
+
+def test_a_gzip_cut_at_half_is_protected_by_gzip_not_reported_as_unprotected():
+    from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+    broken = dict(compressed=True, toc={"compression": "0"}, sha256=None, data_read=False)
+    assert bk.integrity_of(broken, "full", None, gzip_checked=False) == "gzip_crc"
+    assert bk.integrity_of(dict(compressed=False, toc={"compression": "0"}, data_read=True), "full", None, True) == "none"
