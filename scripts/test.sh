@@ -2,14 +2,30 @@
 # The test command (README): installs what it needs, then runs every test of the collection.
 #   bash scripts/test.sh            everything
 #   bash scripts/test.sh pytest     one stage: pytest | sanity | lint | molecule | latest
+#   bash scripts/test.sh pytest lint                  several stages
+#   bash scripts/test.sh molecule flower runbooks     only these molecule scenarios (names after
+#                                                     `molecule`; scripts/molecule.sh runs them)
 # Stages: pytest (unit + integration against real servers), ansible-test sanity, ansible-lint
 # (production profile), molecule scenarios, and pytest again on the newest ansible-core when a
 # Python >= 3.12 is present. Exit status is non-zero if any stage failed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/molecule.sh"
 : "${VENV:?}" "${REPO:?}"  # set by lib.sh
 
-STAGES=("$@")
-[ ${#STAGES[@]} -gt 0 ] || STAGES=(pytest sanity lint molecule latest)
+ALL_STAGES=(pytest sanity lint molecule latest)
+STAGES=()
+MOLECULE_SCENARIOS=()
+for arg in "$@"; do
+    if [[ " ${ALL_STAGES[*]} " == *" $arg "* ]]; then
+        STAGES+=("$arg")
+    elif [ ${#STAGES[@]} -gt 0 ] && [ "${STAGES[-1]}" = molecule ] && [ -f "$REPO/molecule/$arg/molecule.yml" ]; then
+        MOLECULE_SCENARIOS+=("$arg")
+    else
+        echo "unknown stage '$arg' (stages: ${ALL_STAGES[*]}; after 'molecule', scenarios: $(molecule_names))" >&2
+        exit 2
+    fi
+done
+[ ${#STAGES[@]} -gt 0 ] || STAGES=("${ALL_STAGES[@]}")
 FAILED=()
 PASSED=()
 
@@ -54,24 +70,7 @@ stage_lint() {
 }
 
 stage_molecule() {
-    local scenarios=() s
-    for s in "$REPO"/molecule/*/molecule.yml; do [ -f "$s" ] && scenarios+=("$(basename "$(dirname "$s")")"); done
-    if [ ${#scenarios[@]} -eq 0 ]; then log "no molecule scenarios yet"; return 0; fi
-    local home rc=0 root
-    home="$(mktemp -d /tmp/ccops-molecule-home.XXXXXX)"
-    for s in "${scenarios[@]}"; do
-        log "molecule scenario $s"
-        # Every path and port of the scenario is this run's own (vars/main.yml reads these).
-        root="$(mktemp -d /tmp/ccops-molecule-"$s".XXXXXX)"
-        chmod 755 "$root"
-        read -r p1 p2 p3 p4 < <(free_ports 4)
-        (cd "$REPO" && ANSIBLE_HOME="$home" XDG_CACHE_HOME="$home/cache" MOLECULE_GLOB='molecule/*/molecule.yml' \
-            CCOPS_MOLECULE_ROOT="$root" CCOPS_MOLECULE_REDIS_PORT="$p1" CCOPS_MOLECULE_FLOWER_PORT="$p2" \
-            CCOPS_MOLECULE_PROMETHEUS_PORT="$p3" CCOPS_MOLECULE_ALERTMANAGER_PORT="$p4" "$VENV/bin/molecule" test -s "$s") || rc=1
-        rm -rf "$root"
-    done
-    rm -rf "$home"
-    return $rc
+    molecule_scenarios ${MOLECULE_SCENARIOS[@]+"${MOLECULE_SCENARIOS[@]}"}
 }
 
 stage_latest() {
