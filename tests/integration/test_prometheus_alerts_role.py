@@ -83,3 +83,32 @@ def test_prometheus_not_reachable_for_reload_says_so(ansible, tmp_path):
     assert r.rc != 0
     assert "did not take the reload" in r.output and "--web.enable-lifecycle" in r.output
     assert (tmp_path / "rules" / "callcenter-celery.rules.yml").exists()  # rules in place, not active
+
+
+def test_one_threshold_overridden_keeps_the_other_defaults(ansible, tmp_path):
+    r = apply(ansible, tmp_path, prometheus_alerts_thresholds={"queue_backlog": 7})
+    assert r.rc == 0, r  # every file passed `promtool check rules` through validate:
+    rules = {rule["alert"]: rule for f in (tmp_path / "rules").iterdir()
+             for group in yaml.safe_load(f.read_text())["groups"] for rule in group["rules"]}
+    assert rules["CeleryQueueBacklog"]["expr"].endswith("> 7")
+    assert rules["CeleryQueueBacklog"]["for"] == "10m"
+    assert rules["CeleryWorkerDown"]["for"] == "5m"
+    assert "> 2.5)" in rules["HighLatency"]["expr"] and rules["HighLatency"]["for"] == "5m"
+    assert "> 93600" in rules["BackupTooOld"]["expr"]
+    assert "callcenter_celery" in rules["MetricsTextfileStale"]["expr"] and "> 300" in rules["MetricsTextfileStale"]["expr"]
+
+
+def test_a_latency_histogram_without_a_bucket_at_the_threshold_is_refused_before_any_change(ansible, tmp_path):
+    r = apply(ansible, tmp_path, prometheus_alerts_latency_buckets=[0.5, 1, 2, "+Inf"])
+    assert r.rc != 0
+    assert "HighLatency could never fire" in r.output and "latency_p95_seconds 2.5" in r.output, r
+    assert not (tmp_path / "rules").exists()
+    ok = apply(ansible, tmp_path, prometheus_alerts_latency_buckets=[0.5, 1, 2.5, "+Inf"])
+    assert ok.rc == 0, ok
+
+
+def test_without_the_watchdog_every_other_alert_stays(ansible, tmp_path):
+    r = apply(ansible, tmp_path, prometheus_alerts_watchdog=False)
+    assert r.rc == 0, r
+    celery = (tmp_path / "rules" / "callcenter-celery.rules.yml").read_text()
+    assert "Watchdog" not in celery and "CeleryWorkerDown" in celery
