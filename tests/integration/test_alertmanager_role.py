@@ -235,3 +235,20 @@ def test_plain_text_mode_sends_values_unescaped(ansible, tmp_path, telegram):
         am.stop()
     assert m["parse_mode"] == ""
     assert "pool <prefork> & co" in m["text"] and "Runbook: %s" % RUNBOOK in m["text"] and "<b>" not in m["text"]
+
+
+def test_watchdog_never_reaches_telegram_and_goes_to_the_heartbeat(ansible, tmp_path):
+    """The always-firing Watchdog is the pipeline's heartbeat: null receiver, or the dead man's switch."""
+    for heartbeat in ("", "http://127.0.0.1:9/heartbeat"):
+        d = tmp_path / ("hb%d" % len(heartbeat))
+        d.mkdir()
+        r = apply(ansible, d, alertmanager_heartbeat_url=heartbeat, alertmanager_reload_method="none")
+        assert r.rc == 0, r
+        cfg = yaml.safe_load(open(role_vars(d)["alertmanager_config_file"]).read())
+        first = cfg["route"]["routes"][0]
+        assert first["matchers"] == ['alertname="Watchdog"'] and "continue" not in first, first
+        names = [rc["name"] for rc in cfg["receivers"]]
+        if heartbeat:
+            assert first["receiver"] == "callcenter-heartbeat" and "callcenter-heartbeat" in names
+        else:
+            assert first["receiver"] == "callcenter-null" and "callcenter-null" in names
