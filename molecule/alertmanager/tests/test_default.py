@@ -9,8 +9,8 @@ import stat
 import time
 import urllib.request
 
-ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-alertmanager")
-AM = "http://127.0.0.1:%s" % os.environ.get("CCOPS_MOLECULE_ALERTMANAGER_PORT", "29093")
+ROOT = os.environ["CCOPS_MOLECULE_ROOT"]
+AM = "http://127.0.0.1:%s" % os.environ["CCOPS_MOLECULE_ALERTMANAGER_PORT"]
 CONFIG = os.path.join(ROOT, "etc", "alertmanager.yml")
 RUNBOOK = "https://ops.example/doc/operations/runbooks/celery-worker-down.html"
 

@@ -10,7 +10,7 @@ import urllib.parse
 
 import pytest
 
-ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-backup-verify")
+ROOT = os.environ["CCOPS_MOLECULE_ROOT"]
 INSTALL = ROOT + "/usr/local/lib/callcenter-ops"
 ENV = ROOT + "/etc/callcenter-ops/backup-verify.env"
 UNITS = ROOT + "/etc/systemd/system"
@@ -53,11 +53,10 @@ def test_onsuccess_dropin_on_the_backup_unit(host):
 
 def test_rules_pass_promtool(host, tmp_path):
     assert host.run("promtool check rules %s" % RULES).rc == 0
-    # The unit test file names the rules by the scenario's default root: point it at this run's.
-    test_file = tmp_path / "backup_rules_test.yml"
-    with open(os.path.join(HERE, "backup_rules_test.yml")) as fh:
-        test_file.write_text(fh.read().replace("/tmp/ccops-molecule-backup-verify", ROOT))
-    r = host.run("promtool test rules %s" % test_file)
+    # promtool reads rule_files relative to the test file: both side by side in this test's tmp dir.
+    shutil.copy(RULES, str(tmp_path / "callcenter-backup.rules.yml"))
+    shutil.copy(os.path.join(HERE, "backup_rules_test.yml"), str(tmp_path / "backup_rules_test.yml"))
+    r = host.run("promtool test rules %s" % (tmp_path / "backup_rules_test.yml"))
     assert r.rc == 0, r.stdout + r.stderr
 
 

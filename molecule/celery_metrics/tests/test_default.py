@@ -5,8 +5,8 @@ import os
 import shutil
 import subprocess
 
-ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-celery-metrics")
-PORT = os.environ.get("CCOPS_MOLECULE_REDIS_PORT", "26380")
+ROOT = os.environ["CCOPS_MOLECULE_ROOT"]
+PORT = os.environ["CCOPS_MOLECULE_REDIS_PORT"]
 PASSWORD = "molecule-Redis-Pa55"
 INSTALL = ROOT + "/usr/local/lib/callcenter-ops"
 ENV = ROOT + "/etc/callcenter-ops/celery-metrics.env"

@@ -4,9 +4,9 @@ import os
 import shutil
 import subprocess
 
-ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-flower")
-FLOWER_PORT = os.environ.get("CCOPS_MOLECULE_FLOWER_PORT", "25555")
-REDIS_PORT = os.environ.get("CCOPS_MOLECULE_REDIS_PORT", "26379")
+ROOT = os.environ["CCOPS_MOLECULE_ROOT"]
+FLOWER_PORT = os.environ["CCOPS_MOLECULE_FLOWER_PORT"]
+REDIS_PORT = os.environ["CCOPS_MOLECULE_REDIS_PORT"]
 ENV = ROOT + "/etc/flower/flower.env"
 UNIT = ROOT + "/etc/systemd/system/flower.service"
 PASSWORD = "molecule-Flower-Pass-1"

@@ -8,8 +8,8 @@ import subprocess
 import time
 import urllib.request
 
-ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-prometheus-alerts")
-PROM = "http://127.0.0.1:%s" % os.environ.get("CCOPS_MOLECULE_PROMETHEUS_PORT", "29090")
+ROOT = os.environ["CCOPS_MOLECULE_ROOT"]
+PROM = "http://127.0.0.1:%s" % os.environ["CCOPS_MOLECULE_PROMETHEUS_PORT"]
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 EXPECTED = {"CeleryWorkerDown", "FlowerDown", "CeleryQueueBacklog", "CircuitBreakerOpen", "HighTransferRate",
             "HighLatency", "OperatorQueueOverflow", "BackupVerificationFailed", "BackupTooOld",

@@ -2,7 +2,7 @@
 
 import os
 
-ROOT = os.environ.get("CCOPS_MOLECULE_ROOT", "/tmp/ccops-molecule-runbooks") + "/opt/callcenter/doc/operations/runbooks"
+ROOT = os.environ["CCOPS_MOLECULE_ROOT"] + "/opt/callcenter/doc/operations/runbooks"
 NAMES = ["celery-worker-down", "celery-queue-backlog", "flower-down", "circuit-breaker-open", "high-transfer-rate",
          "high-latency", "operator-queue-overflow", "backup-failed"]
 
