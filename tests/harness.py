@@ -402,11 +402,8 @@ def spawn(argv, log, env=None, cwd=None):
     return proc.pid
 
 
-def http_ok(url, timeout=1.0, auth=None):
+def http_ok(url, timeout=1.0):
     req = urllib.request.Request(url)
-    if auth:
-        import base64
-        req.add_header("Authorization", "Basic " + base64.b64encode(("%s:%s" % auth).encode()).decode())
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status == 200

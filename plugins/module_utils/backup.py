@@ -797,12 +797,6 @@ def read_metrics_detail(path):
     return detail
 
 
-def read_metrics(path):
-    """``(success, last_run_epoch)`` of read_metrics_detail(), each None when absent."""
-    detail = read_metrics_detail(path)
-    return detail["success"], detail["last_run"]
-
-
 def file_facts(path, now=None):
     """Size, mtime and age of ``path``. Raises BackupError with a sentence."""
     try:
