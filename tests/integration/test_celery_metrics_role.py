@@ -170,7 +170,9 @@ def test_cron_line_writes_true_queue_lengths_workers_and_beat_runs(ansible, stac
 
 def test_redis_down_rewrites_the_file_with_success_0_and_exits_fast(ansible, stack, tmp_path):
     redis, _cluster = stack
-    r, root = apply_role(ansible, tmp_path, celery_metrics_broker_url=redis.url)
+    # A long timeout: a refused connection must end the run long before it (a loaded machine
+    # may need seconds just to start Python, so the bound is half the timeout, not a fixed 2 s).
+    r, root = apply_role(ansible, tmp_path, celery_metrics_broker_url=redis.url, celery_metrics_timeout=20)
     assert r.rc == 0, r
     assert run_cron(root).returncode == 0
     textfile = root / "textfile" / "callcenter_celery.prom"
@@ -180,7 +182,7 @@ def test_redis_down_rewrites_the_file_with_success_0_and_exits_fast(ansible, sta
     p = run_cron(root)
     print("Redis down: exit %d after %.3fs" % (p.returncode, p.duration))
     assert p.returncode == 1, p.stdout + p.stderr
-    assert p.duration < 2, p.duration
+    assert p.duration < 10, p.duration
     assert "Traceback" not in p.stdout + p.stderr
     assert "refused the connection" in p.stderr
     found = samples(textfile)
@@ -210,7 +212,8 @@ def test_wrong_password_fails_closed_and_is_never_printed(ansible, redis_server,
 def test_a_second_run_while_one_hangs_exits_at_once_and_the_hung_one_fails_closed(ansible, blackhole, tmp_path):
     """A broker that accepts and never answers: the first run waits out its timeout; cron's next
     run meanwhile finds the lock taken and leaves at once, writing nothing."""
-    r, root = apply_role(ansible, tmp_path, celery_metrics_broker_url="redis://127.0.0.1:%d/0" % blackhole)
+    r, root = apply_role(ansible, tmp_path, celery_metrics_broker_url="redis://127.0.0.1:%d/0" % blackhole,
+                         celery_metrics_timeout=15)
     assert r.rc == 0, r
     textfile = root / "textfile" / "callcenter_celery.prom"
     first = subprocess.Popen(["sh", "-c", cron_command(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -218,13 +221,14 @@ def test_a_second_run_while_one_hangs_exits_at_once_and_the_hung_one_fails_close
     try:
         time.sleep(0.5)
         second = run_cron(root)
-        assert second.returncode == 1 and second.duration < 0.3, (second.returncode, second.duration)
+        # the first one waits out its 15 s; the second must not wait for it
+        assert second.returncode == 1 and second.duration < 5, (second.returncode, second.duration)
         assert not textfile.exists()
     finally:
         out, err = first.communicate(timeout=30)
     assert first.returncode == 1, out + err
     labels, ok = success(samples(textfile))
-    assert ok == 0 and "did not answer within 2.0s" in labels["reason"], labels
+    assert ok == 0 and "did not answer within 15.0s" in labels["reason"], labels
     # the lock is free again
     with open(root / "run" / "celery-metrics.lock") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
