@@ -380,3 +380,36 @@ def test_awx_job_forced_interactive_still_ends_by_itself(ansible, backlog, tmp_p
     assert "Not purged: no confirmation (no answer within 3 s)" in job.stdout, job.stdout[-3000:]
     assert job.seconds < 60
     assert depth(backlog, NOBODY_CONSUMES) == 6
+
+
+# --------------------------------------------------------------------------- extra vars in one place
+@pytest.mark.parametrize("playbook", [p for p in PLAYBOOKS if p != "deploy"])
+def test_each_extra_var_is_checked_and_documented_in_the_header_and_docs(playbook):
+    text = (REPO / "playbooks" / (playbook + ".yml")).read_text()
+    play = yaml.safe_load(text)[0]
+    first = play["tasks"][0]
+    assert "ansible.builtin.validate_argument_spec" in first, "the first task checks the extra vars"
+    spec = first["ansible.builtin.validate_argument_spec"]["argument_spec"]
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    docs = (REPO / "docs" / "playbooks.md").read_text()
+    section = docs.split("## `callcenter.ops.%s`" % playbook)[1].split("\n## ")[0]
+    for name, opt in spec.items():
+        assert opt.get("description"), name
+        assert "`%s`" % name in section, (name, "docs/playbooks.md")
+        assert name in header or name.rsplit("_", 1)[0] in header, (name, "playbook header")
+    for secret in [n for n in spec if re.search("password|token", n)]:
+        assert spec[secret].get("no_log") is True, secret
+
+
+def test_job_templates_name_real_playbooks_and_their_schedules():
+    data = yaml.safe_load((REPO / "docs" / "awx" / "job_templates.yml").read_text())
+    names = set()
+    for jt in data["job_templates"]:
+        names.add(jt["name"])
+        assert Path(jt["playbook"]).stem in PLAYBOOKS, jt["playbook"]
+        assert jt["credentials"] == ["callcenter.ops"]
+    every = dict((s["unified_job_template"], s["rrule"]) for s in data["schedules"])
+    assert "FREQ=MINUTELY;INTERVAL=5" in every["callcenter.ops celery status"]
+    assert "FREQ=MINUTELY;INTERVAL=1" in every["callcenter.ops system status page"]
+    assert "FREQ=DAILY" in every["callcenter.ops verify backup"]
+    assert set(every) <= names
