@@ -121,11 +121,11 @@ def status_fleet(shared, apps):
                  if c.get("status") != OK]
     overall = worst([c.get("status") for c in comps.values()] + [c.get("status") for c in instances.values()])
     ready = sum(1 for c in instances.values() if c.get("ready"))
+    results = [r for r in apps.values() if isinstance(r, dict)]
+    generated = shared.get("generated_at") or max([r.get("generated_at", "") for r in results] or [""])
+    duration = max([shared.get("duration") or 0] + [r.get("duration") or 0 for r in results])
     out = dict(changed=False, status=overall, components=comps, apps=instances, problems=problems,
-               apps_ready=ready, generated_at=shared.get("generated_at") or max(
-                   [r.get("generated_at", "") for r in apps.values() if isinstance(r, dict)] or [""]),
-               duration=max([shared.get("duration") or 0] + [r.get("duration") or 0 for r in apps.values()
-                                                              if isinstance(r, dict)]))
+               apps_ready=ready, generated_at=generated, duration=duration)
     out["msg"] = "platform %s (%d of %d app instance(s) ready)%s" % (
         overall, ready, len(instances), (": " + "; ".join(problems)) if problems else "")
     return out
