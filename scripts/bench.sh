@@ -2,6 +2,7 @@
 # Benchmarks (not tests): print ratios against baselines measured in the same run.
 #   bash scripts/bench.sh            all
 #   bash scripts/bench.sh celery     only bench_celery_health.py
+#   bash scripts/bench.sh system_status --fleet   only system_status over 1, 5 and 20 app hosts
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ensure_apt
 ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
@@ -10,5 +11,5 @@ ansible_env "$VENV" "$COLLECTIONS"
 for b in "$REPO"/tests/bench/bench_*.py; do
     if [ $# -gt 0 ] && [[ "$(basename "$b")" != *"$1"* ]]; then continue; fi
     log "$(basename "$b")"
-    "$VENV/bin/python" "$b"
+    "$VENV/bin/python" "$b" "${@:2}"
 done

@@ -7,6 +7,10 @@
 #   bash scripts/demo.sh heal               undo the incidents; the alerts resolve
 #   bash scripts/demo.sh stop               stop the stack (keeps its files)
 #   bash scripts/demo.sh clean              stop it and delete .work/stack
+#   bash scripts/demo.sh shell [CMD...]     a bash where the README's examples run against the stack
+#                                           (with CMD: run it there and exit with its status)
+#   bash scripts/demo.sh env                write that environment to a file and print its path
+#                                           (`source "$(bash scripts/demo.sh env)"`)
 # The stack itself is tests/harness.py (the one stack the tests and benchmarks use too), under
 # .work/stack: redis with a password, two Celery workers and beat of tests/sample_app, PostgreSQL 15
 # with tonight's backup, Flower with auth, the application stand-in, and the monitoring half —
@@ -21,8 +25,66 @@ harness() {
     "$VENV/bin/python" "$REPO/tests/harness.py" "$@" --dir "$STACK" "${ports[@]}"
 }
 
+# shell_env: write $STACK/shell.env (0600) with what the README's examples need, and the demo
+# inventory $STACK/inventory.yml (groups app, workers, db, flower, prometheus: all this machine).
+# The secrets go into the file only, never to the terminal.
+shell_env() {
+    [ -f "$STACK/stack.json" ] || { echo "no stack in $STACK: run 'bash scripts/demo.sh' first" >&2; exit 1; }
+    if [ ! -d "$COLLECTIONS/ansible_collections/callcenter/ops" ]; then build_collection "$VENV" "$COLLECTIONS"; fi
+    ansible_env "$VENV" "$COLLECTIONS"
+    "$VENV/bin/python" - "$STACK" "$REPO/tests" <<'PY'
+import json, os, shlex, sys
+from pathlib import Path
+stack_dir, tests = Path(sys.argv[1]), sys.argv[2]
+sys.path.insert(0, tests)
+from harness import Stack
+from fake_app import ADMIN_TOKEN
+st = Stack(stack_dir)
+py = os.environ["ANSIBLE_PYTHON_INTERPRETER"]
+inventory = stack_dir / "inventory.yml"
+here = {"localhost": None}
+inventory.write_text(json.dumps({"all": {
+    "hosts": {"localhost": {"ansible_connection": "local", "ansible_python_interpreter": py,
+                            "config_reload_app_url": st.url("app"), "system_status_app_url": st.url("app")}},
+    "children": dict((g, {"hosts": here}) for g in ("app", "workers", "db", "flower", "prometheus"))}}, indent=1) + "\n")
+env = dict(
+    PATH=os.environ["PATH"], ANSIBLE_COLLECTIONS_PATH=os.environ["ANSIBLE_COLLECTIONS_PATH"],
+    ANSIBLE_HOME=os.environ["ANSIBLE_HOME"], ANSIBLE_PYTHON_INTERPRETER=py, ANSIBLE_INVENTORY=str(inventory),
+    ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+    CELERY_BROKER_URL=st.broker_url, PGHOST="127.0.0.1", PGPORT=str(st.ports["postgres"]), PGUSER="postgres",
+    PGPASSWORD=st.secret("postgres"), CALLCENTER_ADMIN_TOKEN=ADMIN_TOKEN, CALLCENTER_APP_URL=st.url("app"),
+    FLOWER_USER="ops", FLOWER_PASSWORD=st.secret("flower"), FLOWER_URL=st.url("flower", "/"),
+    ALERTMANAGER_URL=st.url("alertmanager"), PROMETHEUS_URL=st.url("prometheus"),
+    CALLCENTER_BACKUP_DIR=str(stack_dir / "backups"), CALLCENTER_STACK=str(stack_dir))
+out = stack_dir / "shell.env"
+with open(os.open(str(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+    fh.write("# callcenter.ops demo shell: written by scripts/demo.sh env (secrets inside: mode 0600)\n")
+    for k, v in env.items():
+        fh.write("export %s=%s\n" % (k, shlex.quote(v)))
+PY
+}
+
 cmd="${1:-up}"
 case "$cmd" in
+    env)
+        shell_env
+        echo "$STACK/shell.env"
+        ;;
+    shell)
+        shift
+        shell_env
+        if [ $# -gt 0 ]; then
+            # shellcheck disable=SC1091  # written just above
+            source "$STACK/shell.env"
+            exec "$@"
+        fi
+        rc="$(mktemp)"
+        # shellcheck disable=SC2016  # $PS1 is expanded by the new shell
+        printf '[ -f ~/.bashrc ] && . ~/.bashrc\n. %q\nPS1="(callcenter-demo) $PS1"\nrm -f %q\n' \
+            "$STACK/shell.env" "$rc" > "$rc"
+        log "demo shell: ansible, ansible-playbook and the collection; the stack's secrets are in the environment (exit to leave)"
+        exec bash --rcfile "$rc" -i
+        ;;
     up|status|incident|heal)
         ensure_apt
         ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
@@ -41,5 +103,5 @@ case "$cmd" in
         ;;
     stop) [ -f "$STACK/stack.json" ] && harness stop; true ;;
     clean) [ -f "$STACK/stack.json" ] && harness stop; rm -rf "$STACK"; log "removed $STACK" ;;
-    *) echo "usage: $0 [up|status|incident KIND|heal|stop|clean]" >&2; exit 2 ;;
+    *) echo "usage: $0 [up|status|incident KIND|heal|stop|clean|shell [CMD...]|env]" >&2; exit 2 ;;
 esac

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.callcenter.ops.plugins.module_utils.app_api import strip_userinfo
 from ansible_collections.callcenter.ops.plugins.module_utils.fmt import duration as _duration, size as _bytes
+from ansible_collections.callcenter.ops.plugins.module_utils.status import DOWN, OK, worst
 
 ORDER = ("app", "celery", "redis", "postgres", "backup", "flower", "alerts")
 
@@ -85,13 +86,61 @@ def alert_lines(c):
     return lines
 
 
+def app_instance(result):
+    """The app component of one host's registered system_status result; a host that gave no
+    result (unreachable, module failed) is a ``down`` instance saying why."""
+    result = result if isinstance(result, dict) else {}
+    app = (result.get("components") or {}).get("app")
+    if isinstance(app, dict):
+        return app
+    if result.get("unreachable"):
+        why = "host unreachable: %s" % (result.get("msg") or "no answer")
+    elif result.get("skipped"):
+        why = "not collected (skipped)"
+    elif result.get("failed"):
+        why = "collection failed: %s" % (result.get("msg") or "no message")
+    else:
+        why = "no result from this host"
+    return dict(status=DOWN, reason=why)
+
+
+def status_fleet(shared, apps):
+    """One system_status result for a fleet: the shared components read once (``shared``, the
+    registered result; a failed "nothing to check" counts as none) and ``apps`` ({host: that
+    host's registered result}) as one application instance per host, under ``apps``. The
+    overall status, problems and msg cover both."""
+    if not isinstance(apps, dict):
+        raise TypeError("status_fleet expects {host: registered system_status result}")
+    shared = shared if isinstance(shared, dict) else {}
+    comps = dict(shared.get("components") or {})
+    comps.pop("app", None)
+    instances = dict((str(h), app_instance(r)) for h, r in apps.items())
+    problems = ["%s %s: %s" % (n, c.get("status"), c.get("reason")) for n, c in sorted(comps.items())
+                if c.get("status") != OK]
+    problems += ["app@%s %s: %s" % (h, c.get("status"), c.get("reason")) for h, c in sorted(instances.items())
+                 if c.get("status") != OK]
+    overall = worst([c.get("status") for c in comps.values()] + [c.get("status") for c in instances.values()])
+    ready = sum(1 for c in instances.values() if c.get("ready"))
+    results = [r for r in apps.values() if isinstance(r, dict)]
+    generated = shared.get("generated_at") or max([r.get("generated_at", "") for r in results] or [""])
+    duration = max([shared.get("duration") or 0] + [r.get("duration") or 0 for r in results])
+    out = dict(changed=False, status=overall, components=comps, apps=instances, problems=problems,
+               apps_ready=ready, generated_at=generated, duration=duration)
+    out["msg"] = "platform %s (%d of %d app instance(s) ready)%s" % (
+        overall, ready, len(instances), (": " + "; ".join(problems)) if problems else "")
+    return out
+
+
 def status_table(result):
-    """Lines of a table: component, status, key figures, reason; then the overall status."""
+    """Lines of a table: component, status, key figures, reason; then the overall status.
+    A fleet result (status_fleet) has one row per application instance, ``app@<host>``."""
     if not isinstance(result, dict) or "components" not in result:
         raise TypeError("status_table expects the registered result of callcenter.ops.system_status")
     comps = result["components"]
     names = [n for n in ORDER if n in comps] + sorted(n for n in comps if n not in ORDER)
     rows = [("COMPONENT", "STATUS", "FIGURES", "REASON")]
+    for host, c in sorted((result.get("apps") or {}).items()):
+        rows.append(("app@%s" % host, str(c.get("status", "?")).upper(), figures("app", c), c.get("reason") or ""))
     for n in names:
         c = comps[n]
         rows.append((n, str(c.get("status", "?")).upper(), figures(n, c), c.get("reason") or ""))
@@ -101,8 +150,11 @@ def status_table(result):
         lines.append(("%-*s  %-*s  %-*s  %s" % (widths[0], r[0], widths[1], r[1], widths[2], r[2], r[3])).rstrip())
         if r[0] == "alerts":
             lines.extend(alert_lines(comps["alerts"]))
-    lines.append("overall: %s (generated %s, %.2fs)" % (str(result.get("status", "?")).upper(),
-                                                        result.get("generated_at", "?"), result.get("duration") or 0))
+    fleet = ""
+    if result.get("apps") is not None:
+        fleet = ", %d of %d app instance(s) ready" % (result.get("apps_ready") or 0, len(result["apps"]))
+    lines.append("overall: %s%s (generated %s, %.2fs)" % (str(result.get("status", "?")).upper(), fleet,
+                                                          result.get("generated_at", "?"), result.get("duration") or 0))
     return lines
 
 
@@ -124,4 +176,5 @@ def url_without_credentials(url):
 class FilterModule(object):
     def filters(self):
         return {"status_table": status_table, "status_figures": status_figures,
-                "url_without_credentials": url_without_credentials, "status_duration": status_duration}
+                "url_without_credentials": url_without_credentials, "status_duration": status_duration,
+                "status_fleet": status_fleet}

@@ -3,7 +3,12 @@
 One run, one real stack (Redis, 2 Celery workers, PostgreSQL, a verified backup, Flower, the
 application stand-in). Each component alone, then all together, several times; compares the
 module's own `duration` (collection time, without Ansible's start-up) of all against the
-slowest single component. Then one component blackholed at timeout T. Prints ratios."""
+slowest single component. Then one component blackholed at timeout T. Then the fleet: the
+system_status playbook over 1, 5 and 20 app hosts (inventory hosts on loopback, each with its own
+application stand-in, forks 20; shared components read once), wall time of each in the same run,
+target 20 hosts <= 3x one host. Prints ratios.
+    python tests/bench/bench_system_status.py            everything
+    python tests/bench/bench_system_status.py --fleet    only the fleet part"""
 
 import json
 import os
@@ -21,6 +26,8 @@ from conftest import BIN, CeleryCluster, FlowerServer, PostgresCluster, RedisSer
 from fake_app import ADMIN_TOKEN, FakeApp  # noqa: E402
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+FLEET_RUNS = int(os.environ.get("BENCH_FLEET_RUNS", "3"))
+FLEET_SIZES = (1, 5, 20)
 T = 1.0
 
 
@@ -37,7 +44,51 @@ def module(args, home):
     return result
 
 
+def fleet_playbook(n, apps, broker_url, work, home):
+    """Wall time of ``ansible-playbook -f 20 callcenter.ops.system_status`` over ``n`` app hosts."""
+    import time
+    inv = work / ("fleet-%d.ini" % n)
+    inv.write_text("[app]\n" + "".join(
+        "app%02d ansible_connection=local ansible_python_interpreter=%s system_status_app_url=%s\n"
+        % (i + 1, sys.executable, apps[i].url) for i in range(n)))
+    extra = dict(system_status_hosts="app", system_status_broker_url=broker_url, system_status_expected_workers=2,
+                 system_status_html_path=str(work / ("fleet-%d.html" % n)))
+    env = dict(os.environ, ANSIBLE_HOME=str(home), ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1",
+               CALLCENTER_ADMIN_TOKEN=ADMIN_TOKEN, PATH="%s:%s" % (BIN, os.environ["PATH"]))
+    started = time.monotonic()
+    r = subprocess.run([str(BIN / "ansible-playbook"), "-f", "20", "-i", str(inv), "callcenter.ops.system_status",
+                        "-e", json.dumps(extra)], env=env, capture_output=True, text=True, check=False,
+                       stdin=subprocess.DEVNULL)
+    seconds = time.monotonic() - started
+    if r.returncode != 0 or (n > 1 and r.stdout.count("app@app") < n):
+        raise RuntimeError("fleet of %d failed (rc %d): %s" % (n, r.returncode, r.stdout[-2000:]))
+    return seconds
+
+
+def fleet(work, home, redis):
+    """system_status over 1, 5 and 20 app hosts: wall time of each, in one run."""
+    apps = [FakeApp().start() for _i in range(max(FLEET_SIZES))]
+    try:
+        times = dict((n, []) for n in FLEET_SIZES)
+        fleet_playbook(1, apps, redis.url, work, home)  # warm-up, dropped
+        for _run in range(FLEET_RUNS):
+            for n in FLEET_SIZES:
+                times[n].append(fleet_playbook(n, apps, redis.url, work, home))
+        med = dict((n, statistics.median(v)) for n, v in times.items())
+        print("system_status playbook over a fleet (forks 20, app stand-ins on loopback, shared Redis + 2 workers"
+              " read once): median wall time of %d runs" % FLEET_RUNS)
+        for n in FLEET_SIZES:
+            print("  %2d app host(s)  %6.2f s  (%s)" % (n, med[n], ", ".join("%.2f" % t for t in times[n])))
+        print("  ratio 20 hosts / 1 host: %.2fx  (target <= 3x)" % (med[20] / med[1]))
+        print("  ratio  5 hosts / 1 host: %.2fx" % (med[5] / med[1]))
+    finally:
+        for a in apps:
+            a.stop()
+
+
 def main():
+    if "--fleet" in sys.argv[1:]:
+        return main_fleet()
     work = Path(tempfile.mkdtemp(prefix="ccops-bench-status-"))
     home = work / "home"
     home.mkdir()
@@ -95,6 +146,7 @@ def main():
         assert all(r["components"]["app"]["status"] == "down" for r in holes)
         print("  app blackholed at T=%.1fs: components %.3f s (worst of 3) = T + %.3f s  (target <= T + 0.5 s);"
               " whole module %.3f s" % (T, worst, worst - T, worst_total))
+        fleet(work, home, redis)
     finally:
         lst.close()
         if flower:
@@ -103,6 +155,21 @@ def main():
         cluster.stop()
         redis.stop()
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main_fleet():
+    work = Path(tempfile.mkdtemp(prefix="ccops-bench-fleet-"))
+    home = work / "home"
+    home.mkdir()
+    redis = RedisServer(work / "redis", password="bench-Pa55").start()
+    cluster = CeleryCluster(redis.url, work / "celery")
+    try:
+        cluster.start_workers(["w1", "w2"])
+        fleet(work, home, redis)
+    finally:
+        cluster.stop()
+        redis.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -1,25 +1,81 @@
-"""The purge playbook run as AWX runs jobs: through ansible-runner, which gives ansible-playbook
-a pty. A job has no person behind it: without confirm_purge=true it must fail at once and
-purge nothing, never wait at a prompt (before the fix it waited until killed)."""
+"""Every playbook run as AWX runs jobs: through ``ansible-runner run`` with a private data dir
+(project, inventory, env/extravars, env/envvars), under runner's pty with no person behind it.
+A healthy platform ends ``successful``, an unhealthy one ``failed`` with the readable summary in
+the job's stdout; bad extra vars stop a job at its first task with one sentence; the secrets a
+job is given (as extra vars or in the environment, as the AWX credential injects them) appear in
+no file of ``artifacts/`` (job_events/*.json, stdout, ...), with one exception ansible-runner
+makes itself: ``artifacts/<id>/command`` (mode 0600) records the job's whole environment.
+
+One stack for the module (Redis with a password, two workers, PostgreSQL with a backup, the
+application stand-in, Flower with auth); each job runs against it."""
 
 import json
 import os
+import re
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-# backlog is a fixture: imported so pytest finds it here.
-from test_celery_purge import backlog, depth  # noqa: F401 pylint: disable=unused-import
+from conftest import REPO, CeleryCluster, FlowerServer, RedisServer
+from fake_app import ADMIN_TOKEN, FakeApp
+from test_celery_health import publish
 
 pytest.importorskip("ansible_runner")
 
 HARD_TIMEOUT = 90  # a regression fails here instead of hanging the suite
+REDIS_PASSWORD = "Runner-Redis-Pa55"
+FLOWER_PASSWORD = "Runner-Flower-Pa55"
+PLAYBOOKS = sorted(p.stem for p in (REPO / "playbooks").glob("*.yml"))
+NOBODY_CONSUMES = "backlog"  # the purge jobs' queue: no worker listens there
 
 
+@pytest.fixture(scope="module")
+def deploy_job(ansible, tmp_path_factory):
+    """The deploy job (one role by tag) is the slowest: started first, it runs beside the others."""
+    tmp = tmp_path_factory.mktemp("awx-deploy")
+    inv = ("[app]\nlocalhost ansible_connection=local ansible_become=false ansible_python_interpreter=%s\n"
+           "[app:vars]\nrunbooks_dest=%s\n" % (sys.executable, tmp / "runbooks"))
+    job = Job(ansible, tmp, "deploy", inventory=inv, cmdline="--tags runbooks")
+    job.dest = tmp / "runbooks"
+    yield job
+    if job.proc.poll() is None:
+        job.wait(timeout=HARD_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, postgres, dumps, deploy_job):  # pylint: disable=unused-argument
+    work = tmp_path_factory.mktemp("awx-stack")
+    redis = RedisServer(work / "redis", REDIS_PASSWORD).start()
+    celery = CeleryCluster(redis.url, work / "celery")
+    app = FakeApp().start()
+    flower = None
+    try:
+        nodes = celery.start_workers(["w1", "w2"])
+        flower = FlowerServer(redis.url, work, password=FLOWER_PASSWORD).start()
+        good, bad = work / "backups", work / "backups-bad"
+        good.mkdir()
+        bad.mkdir()
+        shutil.copy(dumps / "callcenter-2026-11-25.dump.gz", good)
+        data = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
+        (bad / "callcenter-2026-11-25.dump.gz").write_bytes(data[:len(data) // 2])
+        yield dict(redis=redis, nodes=nodes, postgres=postgres, app=app, flower=flower, good=good, bad=bad,
+                   secrets=(REDIS_PASSWORD, postgres.password, ADMIN_TOKEN, FLOWER_PASSWORD))
+    finally:
+        if flower:
+            flower.stop()
+        app.stop()
+        celery.stop()
+        redis.stop()
+
+
+# --------------------------------------------------------------------------- jobs
 def descendants(pid):
     """PIDs of every process below ``pid`` (read from /proc), deepest first."""
     children = {}
@@ -40,73 +96,331 @@ def descendants(pid):
     return list(reversed(found))
 
 
-def private_data_dir(tmp_path, ansible, extravars):
-    """A job as AWX hands it to ansible-runner: project (a playbook that imports the collection's),
-    inventory, env/envvars and env/extravars."""
-    pdd = tmp_path / "job"
-    (pdd / "project").mkdir(parents=True)
-    (pdd / "inventory").mkdir()
-    (pdd / "env").mkdir()
-    (pdd / "project" / "purge.yml").write_text("- ansible.builtin.import_playbook: callcenter.ops.celery_purge\n")
-    (pdd / "inventory" / "hosts").write_text(
-        "localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable)
-    envvars = dict((k, ansible.env[k]) for k in ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_HOME", "PATH"))
-    envvars.update(ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1")
-    (pdd / "env" / "envvars").write_text(json.dumps(envvars))
-    (pdd / "env" / "extravars").write_text(json.dumps(extravars))
-    return pdd
+class Job:
+    """One AWX-style job: ``<pdd>/project/<playbook>.yml`` imports the collection's playbook;
+    extra vars in env/extravars, environment in env/envvars, optional env/cmdline."""
+
+    def __init__(self, ansible, tmp_path, playbook, extravars=None, envvars=None, inventory=None, cmdline=None):
+        self.playbook = playbook
+        self.pdd = tmp_path / ("job-%s-%d" % (playbook, len(list(tmp_path.glob("job-*")))))
+        for sub in ("project", "inventory", "env"):
+            (self.pdd / sub).mkdir(parents=True)
+        (self.pdd / "project" / (playbook + ".yml")).write_text(
+            "- ansible.builtin.import_playbook: callcenter.ops.%s\n" % playbook)
+        (self.pdd / "inventory" / "hosts").write_text(inventory or (
+            "localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable))
+        env = dict((k, ansible.env[k]) for k in ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_HOME", "PATH"))
+        env.update(ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1", **(envvars or {}))
+        (self.pdd / "env" / "envvars").write_text(json.dumps(env))
+        (self.pdd / "env" / "extravars").write_text(json.dumps(extravars or {}))
+        if cmdline:
+            (self.pdd / "env" / "cmdline").write_text(cmdline)
+        runner = str(Path(ansible.env["PATH"].split(":")[0]) / "ansible-runner")
+        # Started from a clean environment, as AWX does: only what env/envvars gives reaches the job.
+        base = dict((k, os.environ[k]) for k in ("HOME", "LANG", "LC_ALL") if k in os.environ)
+        base.update(PATH=ansible.env["PATH"], TERM="xterm")  # as from a terminal: TERM alone must not decide
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([runner, "run", str(self.pdd), "-p", playbook + ".yml"], env=base,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def wait(self, timeout=HARD_TIMEOUT):
+        try:
+            out = self.proc.communicate(timeout=timeout)[0]
+        except subprocess.TimeoutExpired:
+            # ansible-playbook runs in its own session under runner's pty and ignores SIGTERM
+            for pid in descendants(self.proc.pid) + [self.proc.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            out = self.proc.communicate(timeout=10)[0]
+            out += b"\n[test] KILLED after %ds: the job hung" % timeout
+        self.seconds = time.monotonic() - self.started
+        self.rc = self.proc.returncode
+        self.out = out.decode("utf-8", "replace")
+        art = next(self.pdd.glob("artifacts/*"), None)
+        self.status = (art / "status").read_text().strip() if art and (art / "status").exists() else None
+        self.stdout = (art / "stdout").read_text() if art and (art / "stdout").exists() else ""
+        self.artifacts = art
+        return self
+
+    def __repr__(self):
+        return "Job(%s, rc=%s, status=%s, %.1fs):\n%s" % (self.playbook, self.rc, self.status,
+                                                          getattr(self, "seconds", -1), self.out[-3000:])
 
 
-def run_job(ansible, pdd, timeout=HARD_TIMEOUT):
-    """``ansible-runner run <pdd> -p purge.yml``; on a hang every process it started is killed
-    (ansible-playbook runs in its own session under runner's pty and ignores SIGTERM)."""
-    runner = str(Path(ansible.env["PATH"].split(":")[0]) / "ansible-runner")
-    env = dict(ansible.env, TERM="xterm")  # as from a terminal: TERM alone must not decide
-    started = time.monotonic()
-    proc = subprocess.Popen([runner, "run", str(pdd), "-p", "purge.yml"], env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+def run_job(ansible, tmp_path, playbook, **kw):
+    return Job(ansible, tmp_path, playbook, **kw).wait()
+
+
+def assert_no_secret_in_artifacts(job, secrets, env_secrets=()):
+    """No secret in any artifact file; a secret the job had in its environment is allowed only
+    in ansible-runner's own ``command`` record, which must then be readable by its owner only."""
+    files = [f for f in job.artifacts.rglob("*") if f.is_file()]
+    assert any(f.parent.name == "job_events" for f in files), files
+    leaks = []
+    for f in files:
+        data = f.read_bytes()
+        for s in secrets:
+            if s.encode() in data and not (f.name == "command" and any(s in v for v in env_secrets)):
+                leaks.append((str(f.relative_to(job.pdd)), s))
+    assert not leaks, leaks
+    command = job.artifacts / "command"
+    if command.exists():
+        assert stat.S_IMODE(command.stat().st_mode) == 0o600
+    for s in secrets:
+        assert s not in job.out
+
+
+def celery_vars(stack, **over):
+    v = dict(celery_expected_workers=stack["nodes"], celery_queues=["quality", "stats"], celery_max_queue_length=50)
+    v.update(over)
+    return v
+
+
+def status_vars(stack, **over):
+    v = dict(system_status_app_url=stack["app"].url, system_status_expected_workers=2,
+             system_status_pg_host="127.0.0.1", system_status_pg_port=stack["postgres"].port,
+             system_status_backup_dir=str(stack["good"]), system_status_backup_max_age="10000d",
+             system_status_flower_url=stack["flower"].url, system_status_flower_user="ops",
+             system_status_fail_on="down")
+    v.update(over)
+    return v
+
+
+def secret_env(stack):
+    """The secrets in the environment, as the AWX credential injects them."""
+    return dict(CELERY_BROKER_URL=stack["redis"].url, PGPASSWORD=stack["postgres"].password,
+                CALLCENTER_ADMIN_TOKEN=ADMIN_TOKEN, FLOWER_USER="ops", FLOWER_PASSWORD=FLOWER_PASSWORD)
+
+
+def test_every_playbook_is_covered_here():
+    # a new playbook needs its AWX job test below
+    assert PLAYBOOKS == ["celery_purge", "celery_status", "config_reload", "deploy", "system_status",
+                         "verify_backup"], PLAYBOOKS
+
+
+# --------------------------------------------------------------------------- celery_status
+def test_celery_status_job_healthy_and_unhealthy(ansible, stack, tmp_path):
+    ok = Job(ansible, tmp_path, "celery_status", extravars=celery_vars(stack), envvars=secret_env(stack))
+    # the password as an extra var (from a vault) instead of inside the URL
+    url = "redis://127.0.0.1:%d/0" % stack["redis"].port
+    bad = Job(ansible, tmp_path, "celery_status",
+              extravars=celery_vars(stack, celery_broker_url=url, celery_broker_password=REDIS_PASSWORD,
+                                    celery_expected_workers=stack["nodes"] + ["w9@nowhere"]))
+    ok.wait()
+    bad.wait()
+    assert ok.rc == 0 and ok.status == "successful", ok
+    assert "Celery is healthy" in ok.stdout or "2 worker" in ok.stdout, ok.stdout[-2000:]
+    assert bad.rc != 0 and bad.status == "failed", bad
+    assert "Celery is unhealthy" in bad.stdout and "w9@nowhere" in bad.stdout, bad.stdout[-2000:]
+    assert_no_secret_in_artifacts(ok, stack["secrets"], env_secrets=stack["secrets"])
+    assert_no_secret_in_artifacts(bad, stack["secrets"])
+
+
+# --------------------------------------------------------------------------- verify_backup
+def test_verify_backup_job_valid_and_truncated(ansible, stack, tmp_path):
+    ok = Job(ansible, tmp_path, "verify_backup", extravars=dict(backup_path=str(stack["good"])))
+    bad = Job(ansible, tmp_path, "verify_backup", extravars=dict(backup_path=str(stack["bad"])))
+    ok.wait()
+    bad.wait()
+    assert ok.rc == 0 and ok.status == "successful", ok
+    assert bad.rc != 0 and bad.status == "failed", bad
+    assert "truncated" in bad.stdout.lower(), bad.stdout[-2000:]
+    assert "callcenter-2026-11-25.dump.gz" in bad.stdout
+
+
+# --------------------------------------------------------------------------- system_status
+def test_system_status_job_healthy_and_unhealthy_with_secrets_in_env_and_extra_vars(ansible, stack, tmp_path):
+    env = secret_env(stack)
+    ok = Job(ansible, tmp_path, "system_status", extravars=status_vars(stack), envvars=env)
+    # secrets as extra vars this time (an AWX survey's password fields, or a vault)
+    extra = status_vars(stack, system_status_app_url="http://127.0.0.1:9", system_status_broker_url=stack["redis"].url,
+                        system_status_pg_password=stack["postgres"].password, system_status_app_token=ADMIN_TOKEN,
+                        system_status_flower_password=FLOWER_PASSWORD)
+    bad = Job(ansible, tmp_path, "system_status", extravars=extra)
+    ok.wait()
+    bad.wait()
+    assert ok.rc == 0 and ok.status == "successful", ok
+    assert re.search(r"app\s+OK", ok.stdout) and re.search(r"flower\s+OK .*login accepted", ok.stdout), ok.stdout[-3000:]
+    assert bad.rc != 0 and bad.status == "failed", bad
+    assert re.search(r"app\s+DOWN .*refused", bad.stdout), bad.stdout[-3000:]
+    assert "platform down" in bad.stdout and re.search(r"postgres\s+OK", bad.stdout)
+    assert_no_secret_in_artifacts(ok, stack["secrets"], env_secrets=list(env.values()))
+    assert_no_secret_in_artifacts(bad, stack["secrets"])
+
+
+# --------------------------------------------------------------------------- config_reload
+def test_config_reload_job_reloads_and_an_app_that_stays_unready_fails(ansible, stack, tmp_path):
+    extra = dict(config_reload_hosts="localhost", config_reload_app_url=stack["app"].url,
+                 config_reload_ready_timeout=2)
+    ok = run_job(ansible, tmp_path, "config_reload", extravars=extra, envvars=dict(CALLCENTER_ADMIN_TOKEN=ADMIN_TOKEN))
+    assert ok.rc == 0 and ok.status == "successful", ok
+    assert stack["app"].reloads, "the app got no reload"
+    stack["app"].ready_after_reload = False
     try:
-        out = proc.communicate(timeout=timeout)[0]
-    except subprocess.TimeoutExpired:
-        for pid in descendants(proc.pid) + [proc.pid]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        out = proc.communicate(timeout=10)[0]
-        out += b"\n[test] KILLED after %ds: the job hung" % timeout
-    return proc.returncode, out.decode("utf-8", "replace"), time.monotonic() - started
+        bad = run_job(ansible, tmp_path, "config_reload", extravars=dict(extra, config_reload_token=ADMIN_TOKEN))
+    finally:
+        stack["app"].ready_after_reload = True
+        stack["app"].ready = True
+    assert bad.rc != 0 and bad.status == "failed", bad
+    assert "ready" in bad.stdout.lower(), bad.stdout[-2000:]
+    assert_no_secret_in_artifacts(ok, [ADMIN_TOKEN], env_secrets=[ADMIN_TOKEN])
+    assert_no_secret_in_artifacts(bad, [ADMIN_TOKEN])
 
 
-def test_awx_job_without_confirmation_fails_fast_and_purges_nothing(ansible, backlog, tmp_path):  # noqa: F811
-    pdd = private_data_dir(tmp_path, ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"]))
-    rc, out, seconds = run_job(ansible, pdd)
-    assert "KILLED" not in out, out[-3000:]
-    assert rc != 0, out[-3000:]
-    assert "Not purged: no person can answer a prompt here (ansible-runner" in out, out[-3000:]
-    assert "confirm_purge=true" in out
-    assert seconds < 60, seconds
-    assert depth(backlog, "stats") == 6
-    assert backlog.password not in out
-    # what AWX keeps of the job says the same
-    assert "confirm_purge=true" in next(pdd.glob("artifacts/*/stdout")).read_text()
+# --------------------------------------------------------------------------- deploy
+def test_deploy_job_runs_one_role_by_tag(deploy_job):
+    job = deploy_job.wait()
+    assert job.rc == 0 and job.status == "successful", job
+    assert (job.dest / "index.html").exists()
 
 
-def test_awx_job_with_confirm_purge_purges(ansible, backlog, tmp_path):  # noqa: F811
-    pdd = private_data_dir(tmp_path, ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"],
-                                                   confirm_purge=True))
-    rc, out, _s = run_job(ansible, pdd)
-    assert rc == 0, out[-3000:]
-    assert "removed 6 message(s): stats=6" in out
-    assert depth(backlog, "stats") == 0
+# --------------------------------------------------------------------------- bad extra vars
+BAD = {
+    "celery_status": (dict(celery_timeout="soon"), "argument 'celery_timeout' is of type str and we were unable "
+                                                   "to convert to float"),
+    "celery_purge": (dict(celery_purge_queues=["stats"], celery_purge_interactive="sometimes"),
+                     "celery_purge_interactive must be auto, true or false"),
+    "verify_backup": (dict(backup_mode="quick"), "backup_mode"),
+    "system_status": (dict(system_status_fail_on="sometimes"), "system_status_fail_on"),
+    "config_reload": (dict(config_reload_hosts="localhost", config_reload_method="ssh"), "config_reload_method"),
+}
 
 
-def test_awx_job_forced_interactive_still_ends_by_itself(ansible, backlog, tmp_path):  # noqa: F811
+def test_bad_extra_vars_stop_each_job_at_once_with_one_sentence(ansible, stack, tmp_path):
+    jobs = [Job(ansible, tmp_path, name, extravars=extra, envvars=secret_env(stack))
+            for name, (extra, _said) in sorted(BAD.items())]
+    for job in jobs:
+        job.wait()
+        said = BAD[job.playbook][1]
+        assert job.rc != 0 and job.status == "failed", job
+        assert "Bad extra vars for callcenter.ops.%s: " % job.playbook in job.stdout, job.stdout[-2000:]
+        assert said in job.stdout and "docs/playbooks.md" in job.stdout, job.stdout[-2000:]
+        # nothing ran after the check
+        assert "ok=1 " in job.stdout and "changed=0" in job.stdout, job.stdout[-1500:]
+        assert_no_secret_in_artifacts(job, stack["secrets"], env_secrets=stack["secrets"])
+
+
+# --------------------------------------------------------------------------- the AWX credential type
+def render(template, inputs):
+    """AWX renders injector values as Jinja over the credential's inputs; ours are plain {{ field }}."""
+    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: str(inputs.get(m.group(1), "")), template)
+
+
+def env_names_read():
+    """Environment variables the playbooks and modules read."""
+    names = set()
+    for f in list((REPO / "playbooks").glob("*.yml")):
+        names.update(re.findall(r"lookup\('ansible\.builtin\.env', '([A-Z_]+)'\)", f.read_text()))
+    for f in list((REPO / "plugins").rglob("*.py")):
+        names.update(re.findall(r"env_fallback, \[\"([A-Z_]+)\"\]", f.read_text()))
+    return names
+
+
+def test_credential_type_injects_what_the_playbooks_read_and_a_job_runs_with_exactly_that(ansible, stack, tmp_path):
+    ctype = yaml.safe_load((REPO / "docs" / "awx" / "credential_type.yml").read_text())
+    fields = dict((f["id"], f) for f in ctype["inputs"]["fields"])
+    env_tpl = ctype["injectors"]["env"]
+    assert set(env_tpl) == {"CELERY_BROKER_URL", "PGPASSWORD", "CALLCENTER_ADMIN_TOKEN", "FLOWER_USER",
+                            "FLOWER_PASSWORD"}, env_tpl
+    assert set(env_tpl) <= env_names_read(), set(env_tpl) - env_names_read()
+    for name, tpl in env_tpl.items():
+        used = re.findall(r"\{\{\s*(\w+)\s*\}\}", tpl)
+        assert used and all(u in fields for u in used), (name, tpl)
+    for secret in ("broker_url", "pg_password", "admin_token", "flower_password"):
+        assert fields[secret].get("secret") is True, secret
+    assert "extra_vars" not in ctype["injectors"]  # secrets only in the environment
+
+    inputs = dict(broker_url=stack["redis"].url, pg_password=stack["postgres"].password, admin_token=ADMIN_TOKEN,
+                  flower_user="ops", flower_password=FLOWER_PASSWORD)
+    injected = dict((k, render(v, inputs)) for k, v in env_tpl.items())
+    job = run_job(ansible, tmp_path, "system_status", extravars=status_vars(stack), envvars=injected)
+    assert job.rc == 0 and job.status == "successful", job
+    for name in ("app", "celery", "redis", "postgres", "flower"):
+        assert re.search(r"%s\s+OK" % name, job.stdout), (name, job.stdout[-3000:])
+    assert "login accepted" in job.stdout
+    assert_no_secret_in_artifacts(job, stack["secrets"], env_secrets=list(injected.values()))
+
+
+# --------------------------------------------------------------------------- celery_purge
+def depth(redis, queue):
+    c = redis.client()
+    return sum(c.llen(n) for n in [queue] + [queue + "\x06\x16%d" % p for p in (3, 6, 9)])
+
+
+@pytest.fixture
+def backlog(stack):
+    """6 messages in a queue no worker consumes (4 plain, 2 high priority)."""
+    redis = stack["redis"]
+    redis.client().delete(*([NOBODY_CONSUMES] + [NOBODY_CONSUMES + "\x06\x16%d" % p for p in (3, 6, 9)]))
+    publish(redis.url, NOBODY_CONSUMES, 4, task="callcenter_sample.daily_stats", args=[])
+    publish(redis.url, NOBODY_CONSUMES, 2, priority=9, task="callcenter_sample.daily_stats", args=[])
+    return redis
+
+
+def purge_vars(redis, **over):
+    v = dict(celery_broker_url=redis.url, celery_purge_queues=[NOBODY_CONSUMES])
+    v.update(over)
+    return v
+
+
+def test_awx_job_without_confirmation_fails_fast_and_purges_nothing(ansible, backlog, tmp_path):
+    job = run_job(ansible, tmp_path, "celery_purge", extravars=purge_vars(backlog))
+    assert "KILLED" not in job.out and job.rc != 0 and job.status == "failed", job
+    assert "Not purged: no person can answer a prompt here (ansible-runner" in job.stdout, job.stdout[-3000:]
+    assert "confirm_purge=true" in job.stdout
+    assert job.seconds < 60, job.seconds
+    assert depth(backlog, NOBODY_CONSUMES) == 6
+    assert_no_secret_in_artifacts(job, [REDIS_PASSWORD])
+
+
+def test_awx_job_with_confirm_purge_purges(ansible, backlog, tmp_path):
+    job = run_job(ansible, tmp_path, "celery_purge", extravars=purge_vars(backlog, confirm_purge=True))
+    assert job.rc == 0 and job.status == "successful", job
+    assert "removed 6 message(s): %s=6" % NOBODY_CONSUMES in job.stdout
+    assert depth(backlog, NOBODY_CONSUMES) == 0
+
+
+def test_awx_job_forced_interactive_still_ends_by_itself(ansible, backlog, tmp_path):
     """Someone forces the prompt in a job: it runs out its time, nothing is purged."""
-    pdd = private_data_dir(tmp_path, ansible, dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"],
-                                                   celery_purge_interactive=True, celery_purge_prompt_seconds=3))
-    rc, out, seconds = run_job(ansible, pdd)
-    assert "KILLED" not in out and rc != 0, out[-3000:]
-    assert "Not purged: no confirmation (no answer within 3 s)" in out, out[-3000:]
-    assert seconds < 60
-    assert depth(backlog, "stats") == 6
+    job = run_job(ansible, tmp_path, "celery_purge",
+                  extravars=purge_vars(backlog, celery_purge_interactive=True, celery_purge_prompt_seconds=3))
+    assert "KILLED" not in job.out and job.rc != 0, job
+    assert "Not purged: no confirmation (no answer within 3 s)" in job.stdout, job.stdout[-3000:]
+    assert job.seconds < 60
+    assert depth(backlog, NOBODY_CONSUMES) == 6
+
+
+# --------------------------------------------------------------------------- extra vars in one place
+@pytest.mark.parametrize("playbook", [p for p in PLAYBOOKS if p != "deploy"])
+def test_each_extra_var_is_checked_and_documented_in_the_header_and_docs(playbook):
+    text = (REPO / "playbooks" / (playbook + ".yml")).read_text()
+    play = yaml.safe_load(text)[0]
+    first = play["tasks"][0]
+    assert "ansible.builtin.validate_argument_spec" in first, "the first task checks the extra vars"
+    spec = first["ansible.builtin.validate_argument_spec"]["argument_spec"]
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    docs = (REPO / "docs" / "playbooks.md").read_text()
+    section = docs.split("## `callcenter.ops.%s`" % playbook)[1].split("\n## ")[0]
+    for name, opt in spec.items():
+        assert opt.get("description"), name
+        assert "`%s`" % name in section, (name, "docs/playbooks.md")
+        assert name in header or name.rsplit("_", 1)[0] in header, (name, "playbook header")
+    for secret in [n for n in spec if re.search("password|token", n)]:
+        assert spec[secret].get("no_log") is True, secret
+
+
+def test_job_templates_name_real_playbooks_and_their_schedules():
+    data = yaml.safe_load((REPO / "docs" / "awx" / "job_templates.yml").read_text())
+    names = set()
+    for jt in data["job_templates"]:
+        names.add(jt["name"])
+        assert Path(jt["playbook"]).stem in PLAYBOOKS, jt["playbook"]
+        assert jt["credentials"] == ["callcenter.ops"]
+    every = dict((s["unified_job_template"], s["rrule"]) for s in data["schedules"])
+    assert "FREQ=MINUTELY;INTERVAL=5" in every["callcenter.ops celery status"]
+    assert "FREQ=MINUTELY;INTERVAL=1" in every["callcenter.ops system status page"]
+    assert "FREQ=DAILY" in every["callcenter.ops verify backup"]
+    assert set(every) <= names

@@ -34,8 +34,10 @@ def assert_badges_readable(html):
         assert contrast(fg, bg) >= 4.5, (fg, bg, contrast(fg, bg))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def demo():
+    """One demo stack for the module (started once: the README's examples run against it first,
+    then the incident test breaks it)."""
     work = Path(tempfile.mkdtemp(prefix="ccops-demo-"))
     os.chmod(str(work), 0o711)  # the postgres user reaches the cluster under it
     env = dict(os.environ, CALLCENTER_OPS_WORK=str(work), CALLCENTER_OPS_VENV=str(Path(sys.executable).parents[1]),
@@ -46,13 +48,71 @@ def demo():
         return subprocess.run(["bash", str(REPO / "scripts" / "demo.sh")] + list(args), env=env, cwd=str(REPO),
                               capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
     run.stack = work / "stack"
+    run.env = env
+    run.up = run()
     yield run
     run("stop", timeout=120)
     shutil.rmtree(str(work), ignore_errors=True)
 
 
+def readme_examples():
+    """Command lines of the README's ``bash`` blocks, continuation lines joined; not the two
+    commands at the top (demo.sh and test.sh themselves) nor blocks for real hosts."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    assert "bash scripts/test.sh" in blocks[0]
+    lines = []
+    for block in blocks[1:]:
+        if block.startswith("# on your platform"):
+            continue
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                lines.append(line.strip())
+    return lines
+
+
+def test_demo_shell_runs_a_command_with_the_stack_in_its_environment(demo):
+    assert demo.up.returncode == 0, demo.up.stdout[-3000:] + demo.up.stderr[-3000:]
+    r = demo("shell", "ansible-playbook", "callcenter.ops.celery_status", "-e", "celery_expected_workers=2")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "Celery is healthy" in r.stdout or "2 worker" in r.stdout, r.stdout[-2000:]
+    env = demo("env")
+    path = Path(env.stdout.strip())
+    assert env.returncode == 0 and path.is_file() and oct(path.stat().st_mode & 0o777) == "0o600", env
+    secrets = json.loads((demo.stack / "stack.json").read_text())["secrets"]
+    for s in secrets.values():
+        assert s not in env.stdout + env.stderr and s not in r.stdout + r.stderr
+    text = path.read_text()
+    for name in ("CELERY_BROKER_URL", "PGPASSWORD", "PGHOST", "PGPORT", "CALLCENTER_ADMIN_TOKEN", "FLOWER_USER",
+                 "FLOWER_PASSWORD", "ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_HOME", "PATH"):
+        assert re.search(r"^export %s=" % name, text, re.M), name
+
+
+def test_readme_examples_run_verbatim_in_the_demo_shell(demo, tmp_path):
+    assert demo.up.returncode == 0
+    examples = readme_examples()
+    assert any("system_status_pg_port" in e for e in examples) and len(examples) >= 10, examples
+    envfile = demo("env").stdout.strip()
+    # cron-like (no terminal type), HOME a temp dir: the examples write their pages there
+    env = dict(demo.env, HOME=str(tmp_path))
+    env.pop("TERM", None)
+    failed = []
+    for line in examples:
+        r = subprocess.run(["bash", "-c", 'source "$1" && eval "$2"', "example", envfile, line], cwd=str(tmp_path),
+                           env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL, check=False)
+        out = r.stdout + r.stderr
+        bad = [w for w in ("ERROR!", "Could not match supplied host pattern", "no hosts matched", "Traceback")
+               if w in out]
+        # "asks": nobody can answer here (no terminal type), so it refuses at once when there is
+        # something to purge, and never waits
+        refused = "# asks" in line and "Not purged: no person can answer a prompt here" in out
+        if bad or (r.returncode != 0 and not refused):
+            failed.append((line, r.returncode, bad, out[-1500:]))
+    assert not failed, "\n\n".join("%s\n rc=%s %s\n%s" % f for f in failed)
+    assert (tmp_path / "status.html").exists() and (tmp_path / "fleet.html").exists()
+
+
 def test_demo_status_during_an_incident_runs_every_check_and_rewrites_the_page(demo):
-    up = demo()
+    up = demo.up
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     page = demo.stack / "status.html"
     assert 'id="overall" class="badge status-ok"' in page.read_text(), page.read_text()
