@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-RUNBOOKS = REPO / "runbooks"
+RUNBOOKS = REPO / "roles/runbooks/templates/runbooks"
 SECTIONS = ["## Symptoms", "## Diagnosis", "## Resolution", "## Escalation"]
 
 
