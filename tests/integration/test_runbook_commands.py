@@ -115,10 +115,17 @@ class Env:
                        check=True, capture_output=True, env=self.ansible.env)
 
     def run_collector(self, password):
+        """The celery_metrics collector, installed as its role installs it (module_utils as ccops_*.py)."""
+        lib = self.root / "lib"
+        if not lib.exists():
+            lib.mkdir()
+            shutil.copy(COLLECTOR, lib)
+            for name in ("celery_client", "redis_client", "textfile", "params"):
+                shutil.copy(REPO / "plugins" / "module_utils" / (name + ".py"), lib / ("ccops_%s.py" % name))
         env_file = self.root / "celery-metrics.env"
         env_file.write_text("CELERY_BROKER_URL=redis://127.0.0.1:%d/0\nCELERY_BROKER_PASSWORD=%s\n" % (
             self.redis.port, password))
-        subprocess.run([sys.executable, str(COLLECTOR), "--env-file", str(env_file), "--queue", "quality",
+        subprocess.run([sys.executable, str(lib / COLLECTOR.name), "--env-file", str(env_file), "--queue", "quality",
                         "--queue", "stats", "--expected-workers", ",".join(WORKERS), "--metrics-file",
                         str(self.textfile / "callcenter_celery.prom")], capture_output=True, check=False, timeout=60)
 
