@@ -32,6 +32,12 @@ class FakeApp:
         self.operator_waiting = 1
         self.operators_logged_in = 4
         self.operators_available = 1
+        # counters behind /metrics: every scrape adds 10 calls; slow_answers puts them above 2.5 s,
+        # transfer_all transfers every one (HighLatency / HighTransferRate fire from these)
+        self.slow_answers = False
+        self.transfer_all = False
+        self.calls = self.transferred = 0
+        self.answers = dict.fromkeys(("0.5", "1", "2.5", "5", "+Inf"), 0)
         self.started = time.time() - 90000
         app = self
 
@@ -143,7 +149,21 @@ class FakeApp:
 
     def metrics(self):
         """The metrics the alert rules and runbooks read, in Prometheus' text format."""
-        lines = ["# TYPE callcenter_store_api_circuit_breaker_open gauge",
+        # a broken minute outweighs the healthy past at once: 1000 calls a scrape
+        step = 1000 if (self.transfer_all or self.slow_answers) else 10
+        self.calls += step
+        self.transferred += step if self.transfer_all else 1
+        for le in self.answers:
+            if le in ("5", "+Inf") or not self.slow_answers:
+                self.answers[le] += step
+        lines = ["# TYPE callcenter_calls_total counter", "callcenter_calls_total %d" % self.calls,
+                 "# TYPE callcenter_calls_transferred_total counter",
+                 "callcenter_calls_transferred_total %d" % self.transferred,
+                 "# TYPE callcenter_response_duration_seconds histogram"]
+        lines += ['callcenter_response_duration_seconds_bucket{le="%s"} %d' % (le, n) for le, n in self.answers.items()]
+        lines += ["callcenter_response_duration_seconds_sum %d" % self.calls,
+                  "callcenter_response_duration_seconds_count %d" % self.answers["+Inf"],
+                  "# TYPE callcenter_store_api_circuit_breaker_open gauge",
                  "callcenter_store_api_circuit_breaker_open %d" % int(self.breaker_open),
                  "# TYPE callcenter_operator_queue_size gauge",
                  "callcenter_operator_queue_size %d" % self.operator_waiting,

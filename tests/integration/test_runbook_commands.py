@@ -14,24 +14,29 @@ non-zero. One stack for the whole module; blocks of a phase run in parallel.
 """
 
 import concurrent.futures
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import BIN, REPO, AlertmanagerServer, CeleryCluster, FlowerServer, JsonServer, RedisServer, wait_for
+from conftest import (BIN, REPO, AlertmanagerServer, CeleryCluster, FlowerServer, JsonServer, RedisServer, _stop,
+                      free_port, wait_for)
 from fake_app import ADMIN_TOKEN, FakeApp
 from sshhost import SshHost
 
+PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(not (shutil.which("sshd") or os.path.exists("/usr/sbin/sshd")) or
-                                not shutil.which("amtool"),
-                                reason="needs Debian's openssh-server and prometheus-alertmanager (amtool)")
+                                not shutil.which("amtool") or not PROMETHEUS,
+                                reason="needs Debian's openssh-server, prometheus and prometheus-alertmanager (amtool)")
 
 REDIS_PASSWORD = "Redis-Runbook-Pass-1"
 FLOWER_USER, FLOWER_PASSWORD = "ops", "Flower-Runbook-Pass-1"
@@ -67,12 +72,49 @@ def blocks_of(md_dir):
     return found
 
 
+class PrometheusServer:
+    """Debian's Prometheus scraping the app stand-in every second (the runbooks ask it whether an alert's
+    expression still returns a series)."""
+
+    def __init__(self, workdir, app_url):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True)
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        (self.dir / "prometheus.yml").write_text(yaml.safe_dump({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [{"job_name": "app", "static_configs": [{"targets": [app_url.split("//")[1]]}]}]}))
+        self.log = open(self.dir / "prometheus.log", "wb")
+        self.proc = subprocess.Popen([PROMETHEUS, "--config.file=%s" % (self.dir / "prometheus.yml"),
+                                      "--storage.tsdb.path=%s" % (self.dir / "data"),
+                                      "--web.listen-address=127.0.0.1:%d" % self.port],
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_for(lambda: urllib.request.urlopen(self.url + "/-/ready", timeout=1).status == 200, 30, "Prometheus")
+
+    def query(self, expr):
+        url = self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return json.loads(r.read())["data"]["result"]
+
+    def stop(self):
+        _stop(self.proc)
+        self.log.close()
+
+
 class Env:
     """The live stack and the rendered runbooks."""
 
     def __init__(self, root, ansible, dumps):
         self.root, self.ansible = root, ansible
         self.things = []
+        try:
+            self.start(dumps)
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self, dumps):
+        root = self.root
         self.redis = self.keep(RedisServer(root / "redis", REDIS_PASSWORD).start())
         self.celery = self.keep(CeleryCluster(self.redis.url, root / "celery"))
         self.celery.start_workers(names=("w1", "w2"))
@@ -83,6 +125,7 @@ class Env:
         self.store_api = self.keep(JsonServer(self.store_routes))
         self.am = self.keep(AlertmanagerServer(root / "alertmanager"))
         self.ssh = self.keep(SshHost(root / "ssh").start())
+        self.prometheus = self.keep(PrometheusServer(root / "prometheus", self.app.url))
         self.flower.start()
         self.backups = root / "backups"
         self.backups.mkdir()
@@ -142,13 +185,18 @@ class Env:
             "backup_dir": str(self.backups), "backup_metrics_file": str(self.textfile / "callcenter_backup.prom"),
             "flower_url": self.flower.url, "flower_user": FLOWER_USER, "alertmanager_url": self.am.url,
             "store_api_health_url": self.store_api.url + "/health",
+            "prometheus_url": self.prometheus.url,
         }
         pb = self.root / "render.yml"
-        pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": [{
-            "role": "callcenter.ops.runbooks", "vars": {
-                "runbooks_dest": str(self.out), "runbooks_site": site,
-                "callcenter_runbook_base_url": "https://ops.example/doc/operations/runbooks",
-                "prometheus_alerts_thresholds": {"queue_backlog": QUEUE_BACKLOG}}}]}]))
+        # the rules too, from the same variables: the runbooks must quote their expressions
+        pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "vars": {
+            "callcenter_runbook_base_url": "https://ops.example/doc/operations/runbooks",
+            "prometheus_alerts_thresholds": {"queue_backlog": QUEUE_BACKLOG}}, "roles": [
+            {"role": "callcenter.ops.runbooks", "vars": {"runbooks_dest": str(self.out), "runbooks_site": site}},
+            {"role": "callcenter.ops.prometheus_alerts", "vars": {
+                "prometheus_alerts_rules_dir": str(self.root / "rules"),
+                "prometheus_alerts_file_sd_dir": str(self.root / "file_sd"),
+                "prometheus_alerts_reload_method": "none"}}]}]))
         r = self.ansible.playbook(pb)
         assert r.rc == 0, r
 
@@ -238,11 +286,16 @@ def test_runbook_commands_work_as_pasted_and_fail_when_broken(env):
     env.app.operator_waiting = 7
     env.app.ready = False
     env.store_routes["/health"] = (503, {"status": "down"})
+    env.app.slow_answers = env.app.transfer_all = True
     good = next(env.backups.glob("*.dump.gz"))
     corrupt = env.backups / "callcenter-2026-11-26.dump.gz"
     corrupt.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     os.utime(corrupt, (time.time() + 60, time.time() + 60))
-    outputs = must_fail({"breaker", "operator-queue", "store-api", "app", "backup"}, "app and backup broken")
+    wait_for(lambda: env.prometheus.query("histogram_quantile(0.95, sum by (le) "
+                                          "(rate(callcenter_response_duration_seconds_bucket[5m]))) > 2.5"), 30,
+             "slow answers in Prometheus")
+    outputs = must_fail({"breaker", "operator-queue", "store-api", "app", "backup", "prometheus"},
+                        "app and backup broken")
     assert any('"circuit_breaker": "open"' in o for o in outputs.values())
     assert any('"waiting": 7' in o for o in outputs.values())
     backup_prom = (env.textfile / "callcenter_backup.prom").read_text()
@@ -250,6 +303,7 @@ def test_runbook_commands_work_as_pasted_and_fail_when_broken(env):
     # the backup is fixed: the Verify step rewrites the file the alert reads (success 1 at the next scrape)
     corrupt.unlink()
     env.app.breaker_open, env.app.operator_waiting, env.app.ready = False, 1, True
+    env.app.slow_answers = env.app.transfer_all = False
     env.store_routes["/health"] = (200, {"status": "ok"})
     verify = [b for b in checks if b.what == "backup"]
     res = run_all(env, verify, True)
@@ -295,19 +349,13 @@ def test_every_promql_block_parses(env, tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_what_fired_quotes_the_rules_expressions(env, ansible, tmp_path):
+def test_what_fired_quotes_the_rules_expressions(env):
     """The runbooks' expressions are the rules' own, with the same (merged) thresholds."""
-    pb = tmp_path / "rules.yml"
-    pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": [{
-        "role": "callcenter.ops.prometheus_alerts", "vars": {
-            "prometheus_alerts_rules_dir": str(tmp_path / "rules"), "prometheus_alerts_file_sd_dir": str(tmp_path / "sd"),
-            "prometheus_alerts_reload_method": "none", "callcenter_runbook_base_url": "https://ops.example/rb",
-            "prometheus_alerts_thresholds": {"queue_backlog": QUEUE_BACKLOG}}}]}]))
-    r = ansible.playbook(pb)
-    assert r.rc == 0, r
     squash = lambda s: re.sub(r"\s+", "", s)  # noqa: E731
     quoted = {squash(b.text) for b in blocks_of(env.out) if b.lang == "promql"}
-    for f in (tmp_path / "rules").glob("*.yml"):
+    rules = list((env.root / "rules").glob("*.yml"))
+    assert len(rules) == 3, rules
+    for f in rules:
         for group in yaml.safe_load(f.read_text())["groups"]:
             for rule in group["rules"]:
                 if rule["alert"] == "Watchdog":
