@@ -292,8 +292,10 @@ def test_runbook_commands_work_as_pasted_and_fail_when_broken(env):
     corrupt.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     os.utime(corrupt, (time.time() + 60, time.time() + 60))
     wait_for(lambda: env.prometheus.query("histogram_quantile(0.95, sum by (le) "
-                                          "(rate(callcenter_response_duration_seconds_bucket[5m]))) > 2.5"), 30,
-             "slow answers in Prometheus")
+                                          "(rate(callcenter_response_duration_seconds_bucket[5m]))) > 2.5") and
+             env.prometheus.query("sum(increase(callcenter_calls_transferred_total[1h])) / "
+                                  "sum(increase(callcenter_calls_total[1h])) > 0.6"), 30,
+             "slow answers and transfers in Prometheus")
     outputs = must_fail({"breaker", "operator-queue", "store-api", "app", "backup", "prometheus"},
                         "app and backup broken")
     assert any('"circuit_breaker": "open"' in o for o in outputs.values())
