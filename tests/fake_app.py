@@ -37,7 +37,7 @@ class FakeApp:
         self.slow_answers = False
         self.transfer_all = False
         self.calls = self.transferred = 0
-        self.answers = dict.fromkeys(("0.5", "1", "2.5", "5", "+Inf"), 0)
+        self.answers = {le: 0 for le in ("0.5", "1", "2.5", "5", "+Inf")}
         self.started = time.time() - 90000
         app = self
 
@@ -76,7 +76,7 @@ class FakeApp:
                 return None
 
             def do_GET(self):
-                path, _, query = self.path.partition("?")
+                path, query = (self.path.split("?", 1) + [""])[:2]
                 params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
                 if path == "/health/store-api":
                     return self._send(503 if app.breaker_open else 200, {
@@ -164,12 +164,12 @@ class FakeApp:
         lines += ["callcenter_response_duration_seconds_sum %d" % self.calls,
                   "callcenter_response_duration_seconds_count %d" % self.answers["+Inf"],
                   "# TYPE callcenter_store_api_circuit_breaker_open gauge",
-                 "callcenter_store_api_circuit_breaker_open %d" % int(self.breaker_open),
-                 "# TYPE callcenter_operator_queue_size gauge",
-                 "callcenter_operator_queue_size %d" % self.operator_waiting,
-                 "# TYPE callcenter_operators_available gauge",
-                 "callcenter_operators_available %d" % self.operators_available,
-                 "# TYPE callcenter_stage_duration_seconds histogram"]
+                  "callcenter_store_api_circuit_breaker_open %d" % int(self.breaker_open),
+                  "# TYPE callcenter_operator_queue_size gauge",
+                  "callcenter_operator_queue_size %d" % self.operator_waiting,
+                  "# TYPE callcenter_operators_available gauge",
+                  "callcenter_operators_available %d" % self.operators_available,
+                  "# TYPE callcenter_stage_duration_seconds histogram"]
         for stage in ("stt", "llm", "tts"):
             for le, count in (("0.25", 10), ("0.5", 40), ("1", 48), ("2.5", 50), ("+Inf", 50)):
                 lines.append('callcenter_stage_duration_seconds_bucket{stage="%s",le="%s"} %d' % (stage, le, count))

@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from harness import _stop, free_port, wait_for
@@ -85,7 +84,7 @@ class SshHost:
     def _answers(self):
         if self.proc.poll() is not None:
             raise RuntimeError("sshd exited (rc %s): %s" % (self.proc.returncode, self.log.read_text()[-2000:]))
-        return subprocess.run(self.ssh_command() + ["true"], capture_output=True, timeout=10,
+        return subprocess.run(self.ssh_command() + ["true"], capture_output=True, timeout=10, check=False,
                               stdin=subprocess.DEVNULL).returncode == 0
 
     def inventory_vars(self, python):
@@ -105,5 +104,4 @@ class SshHost:
     def stop(self):
         if self.proc:
             _stop(self.proc)
-            time.sleep(0)
         shutil.rmtree(self.dir, ignore_errors=True)

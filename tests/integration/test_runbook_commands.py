@@ -208,7 +208,8 @@ class Env:
         typed = STDIN.get(block.what, lambda ok: "")(healthy)
         start = time.monotonic()
         p = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block.text], env=env, input=typed,
-                           capture_output=True, text=True, timeout=180, start_new_session=True, cwd=str(self.root))
+                           capture_output=True, text=True, timeout=180, start_new_session=True, cwd=str(self.root),
+                           check=False)
         return p.returncode, p.stdout + p.stderr, time.monotonic() - start
 
     def stop(self):
@@ -269,7 +270,7 @@ def test_runbook_commands_work_as_pasted_and_fail_when_broken(env):
     # healthy: every check passes
     started = time.monotonic()
     results = run_all(env, checks, True)
-    failed = [(b, rc, out[-1500:]) for b, rc, out, _ in results if rc != 0]
+    failed = [(b, rc, out[-1500:]) for b, rc, out, _secs in results if rc != 0]
     assert not failed, failed
     sys.stderr.write("healthy: %d checks in %.1f s\n" % (len(checks), time.monotonic() - started))
 
@@ -277,9 +278,9 @@ def test_runbook_commands_work_as_pasted_and_fail_when_broken(env):
         chosen = [b for b in checks if b.what in kinds]
         assert chosen, kinds
         res = run_all(env, chosen, False)
-        passed = [(b, out[-800:]) for b, rc, out, _ in res if rc == 0]
+        passed = [(b, out[-800:]) for b, rc, out, _secs in res if rc == 0]
         assert not passed, "%s: these still exit 0: %s" % (why, passed)
-        return {b.text: out for b, rc, out, _ in res}
+        return {b.text: out for b, _rc, out, _secs in res}
 
     # the application: breaker open, 7 callers waiting, Store API down, not ready; the newest backup corrupt
     env.app.breaker_open = True
@@ -309,7 +310,7 @@ def test_runbook_commands_work_as_pasted_and_fail_when_broken(env):
     env.store_routes["/health"] = (200, {"status": "ok"})
     verify = [b for b in checks if b.what == "backup"]
     res = run_all(env, verify, True)
-    assert all(rc == 0 for _, rc, _, _ in res), res
+    assert all(r[1] == 0 for r in res), res
     backup_prom = (env.textfile / "callcenter_backup.prom").read_text()
     assert re.search(r"^callcenter_backup_verify_success(\{[^}]*\})? 1$", backup_prom, re.M), backup_prom
 
@@ -329,7 +330,7 @@ def test_runbook_commands_work_as_pasted_and_fail_when_broken(env):
     env.celery.workers["w1@harness"].kill()
     from celery import Celery
     app = Celery("runbook-test", broker=env.redis.url, set_as_current=False)
-    for _ in range(QUEUE_BACKLOG + 3):
+    for _i in range(QUEUE_BACKLOG + 3):
         app.send_task("callcenter_sample.daily_stats", queue="stats")
     app.close()
     env.flower.stop()
@@ -353,7 +354,9 @@ def test_every_promql_block_parses(env, tmp_path):
 
 def test_what_fired_quotes_the_rules_expressions(env):
     """The runbooks' expressions are the rules' own, with the same (merged) thresholds."""
-    squash = lambda s: re.sub(r"\s+", "", s)  # noqa: E731
+    def squash(text):
+        return re.sub(r"\s+", "", text)
+
     quoted = {squash(b.text) for b in blocks_of(env.out) if b.lang == "promql"}
     rules = list((env.root / "rules").glob("*.yml"))
     assert len(rules) == 3, rules
