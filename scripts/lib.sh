@@ -11,7 +11,8 @@ VENV="${CALLCENTER_OPS_VENV:-$WORK/venv}"
 COLLECTIONS="$WORK/collections"
 APT_PACKAGES=(redis-server postgresql-15 postgresql-client-15 prometheus prometheus-alertmanager
               prometheus-node-exporter docker-compose
-              chromium chromium-driver gzip pigz util-linux procps git python3-venv python3-gdbm shellcheck)
+              chromium chromium-driver gzip pigz util-linux procps git python3-venv python3-gdbm shellcheck
+              openssh-server)  # tests/sshhost.py: a worker host reached over SSH (runbook commands test)
 
 # Bold on a terminal only: CI logs and files get plain text.
 log() { if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi; }

@@ -27,6 +27,17 @@ class FakeApp:
         self.reloads = []           # (sections, token) of each reload received
         self.version = "1.8.2"
         self.active_calls = 3
+        # what the runbooks ask about (docs/app-http-contract.md, /health/store-api, /health/operator-queue)
+        self.breaker_open = False
+        self.operator_waiting = 1
+        self.operators_logged_in = 4
+        self.operators_available = 1
+        # counters behind /metrics: every scrape adds 10 calls; slow_answers puts them above 2.5 s,
+        # transfer_all transfers every one (HighLatency / HighTransferRate fire from these)
+        self.slow_answers = False
+        self.transfer_all = False
+        self.calls = self.transferred = 0
+        self.answers = {le: 0 for le in ("0.5", "1", "2.5", "5", "+Inf")}
         self.started = time.time() - 90000
         app = self
 
@@ -47,6 +58,14 @@ class FakeApp:
                 self.end_headers()
                 self.wfile.write(raw)
 
+            def _send_text(self, text):
+                raw = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
             def _auth(self):
                 header = self.headers.get("Authorization", "")
                 token = header[7:] if header.startswith("Bearer ") else None
@@ -57,6 +76,27 @@ class FakeApp:
                 return None
 
             def do_GET(self):
+                path, query = (self.path.split("?", 1) + [""])[:2]
+                params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+                if path == "/health/store-api":
+                    return self._send(503 if app.breaker_open else 200, {
+                        "circuit_breaker": "open" if app.breaker_open else "closed",
+                        "consecutive_failures": 12 if app.breaker_open else 0,
+                        "opened_at": "2026-11-26T03:02:00Z" if app.breaker_open else None,
+                        "reset_timeout_seconds": 60,
+                        "last_error": "timeout after 5.0 s" if app.breaker_open else None})
+                if path == "/health/operator-queue":
+                    try:
+                        limit = int(params["max_waiting"]) if "max_waiting" in params else None
+                    except ValueError:
+                        return self._send(400, {"error": "max_waiting must be an integer"})
+                    over = limit is not None and app.operator_waiting > limit
+                    return self._send(503 if over else 200, {
+                        "waiting": app.operator_waiting, "longest_wait_seconds": 20 * app.operator_waiting,
+                        "operators_logged_in": app.operators_logged_in,
+                        "operators_available": app.operators_available, "max_waiting": limit})
+                if path == "/metrics":
+                    return self._send_text(app.metrics())
                 if self.path == "/health/ready":
                     ok = app.ready
                     self._send(200 if ok else 503, {"status": "ready" if ok else "not_ready",
@@ -106,6 +146,36 @@ class FakeApp:
         self.port = self.server.server_address[1]
         self.url = "%s://127.0.0.1:%d" % (self.scheme, self.port)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def metrics(self):
+        """The metrics the alert rules and runbooks read, in Prometheus' text format."""
+        # a broken minute outweighs the healthy past at once: 1000 calls a scrape
+        step = 1000 if (self.transfer_all or self.slow_answers) else 10
+        self.calls += step
+        self.transferred += step if self.transfer_all else 1
+        for le in self.answers:
+            if le in ("5", "+Inf") or not self.slow_answers:
+                self.answers[le] += step
+        lines = ["# TYPE callcenter_calls_total counter", "callcenter_calls_total %d" % self.calls,
+                 "# TYPE callcenter_calls_transferred_total counter",
+                 "callcenter_calls_transferred_total %d" % self.transferred,
+                 "# TYPE callcenter_response_duration_seconds histogram"]
+        lines += ['callcenter_response_duration_seconds_bucket{le="%s"} %d' % (le, n) for le, n in self.answers.items()]
+        lines += ["callcenter_response_duration_seconds_sum %d" % self.calls,
+                  "callcenter_response_duration_seconds_count %d" % self.answers["+Inf"],
+                  "# TYPE callcenter_store_api_circuit_breaker_open gauge",
+                  "callcenter_store_api_circuit_breaker_open %d" % int(self.breaker_open),
+                  "# TYPE callcenter_operator_queue_size gauge",
+                  "callcenter_operator_queue_size %d" % self.operator_waiting,
+                  "# TYPE callcenter_operators_available gauge",
+                  "callcenter_operators_available %d" % self.operators_available,
+                  "# TYPE callcenter_stage_duration_seconds histogram"]
+        for stage in ("stt", "llm", "tts"):
+            for le, count in (("0.25", 10), ("0.5", 40), ("1", 48), ("2.5", 50), ("+Inf", 50)):
+                lines.append('callcenter_stage_duration_seconds_bucket{stage="%s",le="%s"} %d' % (stage, le, count))
+            lines.append('callcenter_stage_duration_seconds_sum{stage="%s"} 20' % stage)
+            lines.append('callcenter_stage_duration_seconds_count{stage="%s"} 50' % stage)
+        return "\n".join(lines) + "\n"
 
     def start(self):
         self.thread.start()

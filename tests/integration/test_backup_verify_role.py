@@ -20,6 +20,7 @@ def role_playbook(tmp_path, **overrides):
         backup_verify_metrics_file=str(root / "metrics" / "backup.prom"),
         backup_verify_telegram_bot_token=TOKEN,
         backup_verify_telegram_chat_id="42",
+        callcenter_runbook_base_url="https://ops.example/doc/operations/runbooks",
     )
     variables.update(overrides)
     pb = tmp_path / "site.yml"

@@ -15,6 +15,7 @@ def test_deploy_applies_each_role_to_its_group(ansible, tmp_path):
             "prometheus_alerts_rules_dir": str(root / "rules"), "prometheus_alerts_file_sd_dir": str(root / "sd"),
             "prometheus_alerts_reload_method": "none",
             "runbooks_dest": str(root / "runbooks"),
+            "callcenter_runbook_base_url": "https://ops.example/doc/operations/runbooks",
             "backup_verify_install_dir": str(root / "lib"), "backup_verify_config_dir": str(root / "etc"),
             "backup_verify_systemd_dir": str(root / "systemd"),
             "backup_verify_metrics_file": str(root / "metrics" / "b.prom"),

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.skipif(not PROMTOOL, reason="promtool (Debian package p
 def apply(ansible, tmp_path, **variables):
     base = dict(prometheus_alerts_rules_dir=str(tmp_path / "rules"),
                 prometheus_alerts_file_sd_dir=str(tmp_path / "file_sd"),
-                prometheus_alerts_reload_method="none")
+                prometheus_alerts_reload_method="none",
+                # what tests/promtool/callcenter_rules_test.yml expects in runbook_url
+                callcenter_runbook_base_url="http://localhost/doc/operations/runbooks")
     base.update(variables)
     pb = tmp_path / "site.yml"
     pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,

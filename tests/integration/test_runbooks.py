@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-RUNBOOKS = REPO / "runbooks"
-SECTIONS = ["## Symptoms", "## Diagnosis", "## Resolution", "## Escalation"]
+RUNBOOKS = REPO / "roles/runbooks/templates/runbooks"
+SECTIONS = ["## What fired", "## Symptoms", "## Diagnosis", "## Resolution", "## Verify", "## Silence", "## Escalation"]
 
 
 def runbook_list():
@@ -57,34 +57,76 @@ def exists_in_collection(name):
 
 def test_every_command_naming_the_collection_names_something_real():
     seen = set()
-    for p in RUNBOOKS.glob("*.md.j2"):
+    for p in RUNBOOKS.glob("*.j2"):
         for name in re.findall(r"callcenter\.ops\.([a-z_]+)", p.read_text()):
             seen.add(name)
             assert exists_in_collection(name), "%s names callcenter.ops.%s, which does not exist" % (p.name, name)
-    assert {"celery_health", "celery_status", "verify_backup", "backup_verify", "config_reload",
-            "system_status"} <= seen
+    assert {"celery_status", "verify_backup", "config_reload", "celery_purge", "celery_metrics"} <= seen
 
 
-def render(ansible, tmp_path, site):
+BASE = "https://ops.example/doc/operations/runbooks"
+
+
+def render(ansible, tmp_path, site, **role_vars):
     pb = tmp_path / "site.yml"
     pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": [
-        {"role": "callcenter.ops.runbooks", "vars": {"runbooks_dest": str(tmp_path / "rb"), "runbooks_site": site}}]}]))
+        {"role": "callcenter.ops.runbooks", "vars": dict({"runbooks_dest": str(tmp_path / "rb"), "runbooks_site": site,
+                                                          "callcenter_runbook_base_url": BASE}, **role_vars)}]}]))
     return ansible.playbook(pb)
 
 
 def test_rendered_runbooks_speak_of_the_operators_system(ansible, tmp_path):
-    r = render(ansible, tmp_path, {"db_host": "pg-main-01", "worker_group": "celery_nodes",
-                                   "grafana_url": "https://grafana.example/d/voice", "oncall_secondary": "Anna"})
+    r = render(ansible, tmp_path, {"db_group": "pg_main", "worker_group": "celery_nodes", "inventory": "/srv/inv.yml",
+                                   "grafana_url": "https://grafana.example"},
+               runbooks_contacts={"oncall_secondary": "Anna Petrova, +7 900 000-00-00"},
+               prometheus_alerts_thresholds={"latency_p95_seconds": 1.5, "operator_queue": 9})
     assert r.rc == 0, r
     out = tmp_path / "rb"
     backup = (out / "backup-failed.html").read_text()
-    assert "-e backup_hosts=pg-main-01" in backup
-    assert "https://grafana.example/d/voice" in (out / "high-latency.html").read_text()
-    assert "ansible celery_nodes -m callcenter.ops.celery_health" in (out / "celery-worker-down.md").read_text()
+    assert "-e backup_hosts=pg_main" in backup
+    latency = (out / "high-latency.md").read_text()
+    assert "https://grafana.example/d/callcenter/call-center?viewPanel=2" in latency
+    # the threshold the rules use (merged over the defaults), in words and in the expression
+    assert "**1.5 s**" in latency and "> 1.5)" in latency
+    for stage in ("stt", "llm", "tts"):
+        assert "stage%3D%22" + stage + "%22" in latency, stage
+    assert "max_waiting=9" in (out / "operator-queue-overflow.md").read_text()
+    worker = (out / "celery-worker-down.md").read_text()
+    assert "ansible-playbook -i /srv/inv.yml " in worker and "celery_status_hosts=celery_nodes[0]" in worker
+    assert "Anna Petrova, +7 900 000-00-00" in worker
+    assert "amtool silence add alertname=CeleryWorkerDown" in worker and "--alertmanager.url=" in worker
+    assert BASE + "/celery-worker-down.html" in (out / "celery-queue-backlog.md").read_text()
     index = (out / "index.html").read_text()
     for rb in runbook_list():
         assert 'href="%s.html"' % rb["name"] in index
+        page = (out / (rb["name"] + ".md")).read_text()
+        assert "Seed" not in page, rb["name"]
+        assert not re.search(r"^ansible(-playbook)? (?!-i )", page, re.M), rb["name"]
     assert "{{" not in backup and "{%" not in backup
+
+
+def test_the_runbooks_thresholds_are_the_rules_defaults():
+    ours = yaml.safe_load((REPO / "roles/runbooks/vars/main.yml").read_text())
+    rules = yaml.safe_load((REPO / "roles/prometheus_alerts/defaults/main.yml").read_text())
+    assert ours["runbooks_alert_thresholds_defaults"] == rules["prometheus_alerts_thresholds_defaults"]
+    assert ours["runbooks_alert_metrics_defaults"] == rules["prometheus_alerts_metrics"]
+
+
+def test_a_production_deploy_refuses_placeholder_contacts(ansible, tmp_path):
+    r = render(ansible, tmp_path, {}, runbooks_environment="production",
+               runbooks_contacts={"oncall_primary": "Ivan Ivanov, +7 900 111-11-11"})
+    assert r.rc != 0
+    assert "runbooks_environment is production but runbooks_contacts still has placeholder contacts for" in r.output
+    assert "oncall_secondary" in r.output and "oncall_primary" not in r.output.split("placeholder contacts for")[1]
+    assert not (tmp_path / "rb").exists()
+
+
+def test_the_runbook_base_url_is_required(ansible, tmp_path):
+    pb = tmp_path / "site.yml"
+    pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": [
+        {"role": "callcenter.ops.runbooks", "vars": {"runbooks_dest": str(tmp_path / "rb")}}]}]))
+    r = ansible.playbook(pb)
+    assert r.rc != 0 and "Set callcenter_runbook_base_url" in r.output, r
 
 
 @pytest.mark.parametrize("site", [{"grafna_url": "https://x"}, {"db_hots": "pg1", "db_host": "pg1"}])
