@@ -202,7 +202,7 @@ def parse_toc(listing):
                 value = m.group(2).strip()
                 info[key] = int(value) if key == "entries" and value.isdigit() else value
             continue
-        m = re.match(r"\d+;\s+\d+\s+\d+\s+TABLE\s+(\S+)\s+(\S+)\s", line + " ")
+        m = re.match(r"\d+;\s+\d+\s+\d+\s+TABLE\s+(?!DATA\s)(\S+)\s+(\S+)\s", line + " ")  # not TABLE DATA
         if m:
             info["tables"].append("%s.%s" % (m.group(1), m.group(2)))
     return info
