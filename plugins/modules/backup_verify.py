@@ -288,7 +288,7 @@ metrics_written:
 duration:
   description:
     - Seconds the verification took, as written to the metrics file
-      (C(callcenter_backup_verify_duration_seconds)). A measurement, not a promise:
+      (C(callcenter_backup_verify_duration_seconds)). A measurement, not a promise;
       speed goals live in the collection's benchmarks.
   returned: always
   type: float
