@@ -339,8 +339,7 @@ def _pieces(arc, fh, outcome, digest, deadline, chunk_size, out_chunk):
     corrupt gzip data and _Timeout past ``deadline``."""
     yield arc.first
     try:
-        for piece in arc.rest:
-            yield piece
+        yield from arc.rest
     except Exception as e:
         raise _GzipError(e)
     inflater = arc.inflater
@@ -358,8 +357,7 @@ def _pieces(arc, fh, outcome, digest, deadline, chunk_size, out_chunk):
             yield chunk
             continue
         try:
-            for piece in inflater.pieces(chunk, out_chunk):
-                yield piece
+            yield from inflater.pieces(chunk, out_chunk)
         except Exception as e:
             raise _GzipError(e)
 

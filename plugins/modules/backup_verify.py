@@ -195,6 +195,36 @@ mtime:
   returned: when a file was found
   type: str
   sample: "2026-11-25T03:00:12+00:00"
+owner:
+  description: Owner of the file at RV(path). Ansible adds it to every result that has a C(path).
+  returned: when a file was found
+  type: str
+  sample: postgres
+group:
+  description: Group of the file at RV(path) (added by Ansible, as RV(owner)).
+  returned: when a file was found
+  type: str
+  sample: postgres
+uid:
+  description: Numeric owner of the file at RV(path) (added by Ansible, as RV(owner)).
+  returned: when a file was found
+  type: int
+  sample: 107
+gid:
+  description: Numeric group of the file at RV(path) (added by Ansible, as RV(owner)).
+  returned: when a file was found
+  type: int
+  sample: 114
+mode:
+  description: Permissions of the file at RV(path) (added by Ansible, as RV(owner)).
+  returned: when a file was found
+  type: str
+  sample: "0640"
+state:
+  description: What RV(path) is, V(file) or V(link) (added by Ansible, as RV(owner)).
+  returned: when a file was found
+  type: str
+  sample: file
 mtime_epoch:
   description: File modification time (Unix time), as written to the metrics file.
   returned: when a file was found

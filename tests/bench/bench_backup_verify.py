@@ -239,9 +239,9 @@ def bench_dump(gz, pg_restore, mu, env):
             samples[name].append(fn())
     med = dict((k, statistics.median(v)) for k, v in samples.items())
     floor = med["gzip -dc > /dev/null (baseline)"]
+    inside = runner_out["isal"]["bytes"] / 1048576.0
     print("backup_verify benchmark: %s, %.1f MB gzip'ed, %.1f MB inside, %d runs each, medians (the machine may be "
-          "shared: compare ratios, not seconds)" % (gz.name, size / 1048576.0,
-                                                   runner_out["isal"]["bytes"] / 1048576.0, RUNS))
+          "shared: compare ratios, not seconds)" % (gz.name, size / 1048576.0, inside, RUNS))
     for name, v in med.items():
         print("  %-62s %7.2f s  %5.2fx gzip -dc" % (name, v, v / floor))
     if not rapid:

@@ -297,8 +297,8 @@ def test_verdict_of_a_good_gzipped_dump():
 
 
 def test_verdict_of_a_truncated_gzip_names_gzip_and_data():
-    r = arc.verdict(outcome(gzip_checked=False, gzip_problem="truncated after 1000 bytes: the gzip stream ends "
-                                                              "without its trailer", data_rc=None))
+    problem = "truncated after 1000 bytes: the gzip stream ends without its trailer"
+    r = arc.verdict(outcome(gzip_checked=False, gzip_problem=problem, data_rc=None))
     assert r["valid"] is False and names(r, ok=False) == ["gzip", "data"]
     assert r["integrity"] == "gzip_crc"  # gzip's CRC protected it: it is what caught the damage
 
