@@ -477,6 +477,7 @@ def verify(path, mode="full", pg_restore="pg_restore", memory_limit=DEFAULT_PG_R
         fh = open_regular(path)
     except BackupError as e:
         return refused(path, [Check("readable", False, str(e))])
+    arc = None
     try:
         with fh:
             head = fh.read(CHUNK)
@@ -492,7 +493,7 @@ def verify(path, mode="full", pg_restore="pg_restore", memory_limit=DEFAULT_PG_R
             outcome = Outcome(path, mode, arc.compressed, arc.decompressor, timeout, memory_limit)
             stream(arc, fh, outcome, pg_restore, memory_limit, expected_sha256, deadline, chunk_size, out_chunk)
     except OSError as e:  # EIO in the middle of the file, ...
-        return refused(path, [Check("readable", False, os_error_message(path, e))])
+        return refused(path, (arc.checks if arc else []) + [Check("readable", False, os_error_message(path, e))])
     return archive.verdict(outcome, arc.checks, expected_sha256)
 
 
