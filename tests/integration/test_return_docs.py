@@ -41,12 +41,21 @@ def undocumented(result, doc):
         contains = doc[key].get("contains")
         if not contains:
             continue
-        items = value if isinstance(value, list) else list(value.values()) if doc[key].get("type") == "dict" and \
-            isinstance(value, dict) and not (set(value) & set(contains)) else [value]
-        for item in items:
+        for item in contained_items(value, contains):
             if isinstance(item, dict):
                 missing += ["%s.%s" % (key, k) for k in item if k not in contains]
     return sorted(set(missing))
+
+
+def contained_items(value, contains):
+    """The dicts whose keys ``contains`` documents: a list's elements, a dict itself, or the
+    values of a dict keyed by name (e.g. one entry per component) when none of its keys is
+    documented."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) and value and not set(value) & set(contains):
+        return list(value.values())
+    return [value]
 
 
 def always_missing(result, doc):
