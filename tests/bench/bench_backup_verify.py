@@ -263,7 +263,7 @@ def main():
                ANSIBLE_HOME=tempfile.mkdtemp(prefix="ccops-bench-home-"), PATH="%s:%s" % (BIN, os.environ["PATH"]))
     for gz in dumps:
         bench_dump(gz, pg_restore, str(lib), env)
-    print("  largest process of the whole run (RUSAGE_CHILDREN, pg_restore included): %.1f MB"
+    print("  largest child process of the whole bench (RUSAGE_CHILDREN: gzip, rapidgzip, pg_restore, ...): %.1f MB"
           % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0))
     memory_figures(lib, dumps[0], pg_restore)
     shutil.rmtree(str(lib), ignore_errors=True)
