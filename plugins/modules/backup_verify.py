@@ -195,36 +195,6 @@ mtime:
   returned: when a file was found
   type: str
   sample: "2026-11-25T03:00:12+00:00"
-owner:
-  description: Owner of the file at RV(path). Ansible adds it to every result that has a C(path).
-  returned: when a file was found
-  type: str
-  sample: postgres
-group:
-  description: Group of the file at RV(path) (added by Ansible, as RV(owner)).
-  returned: when a file was found
-  type: str
-  sample: postgres
-uid:
-  description: Numeric owner of the file at RV(path) (added by Ansible, as RV(owner)).
-  returned: when a file was found
-  type: int
-  sample: 107
-gid:
-  description: Numeric group of the file at RV(path) (added by Ansible, as RV(owner)).
-  returned: when a file was found
-  type: int
-  sample: 114
-mode:
-  description: Permissions of the file at RV(path) (added by Ansible, as RV(owner)).
-  returned: when a file was found
-  type: str
-  sample: "0640"
-state:
-  description: What RV(path) is, V(file) or V(link) (added by Ansible, as RV(owner)).
-  returned: when a file was found
-  type: str
-  sample: file
 mtime_epoch:
   description: File modification time (Unix time), as written to the metrics file.
   returned: when a file was found
@@ -330,8 +300,17 @@ from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
 from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
 
 
+class BackupVerifyModule(AnsibleModule):
+    """AnsibleModule without the file attributes it adds to any result that has a C(path)
+    (owner, mode, state, and a C(size) from lstat(), the size of a symlink rather than of the
+    backup it points to): this module reports on a backup, it does not manage a file."""
+
+    def add_path_info(self, kwargs):
+        return kwargs
+
+
 def main():
-    module = AnsibleModule(
+    module = BackupVerifyModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
             pattern=dict(type="str", default="*.dump.gz"),

@@ -450,3 +450,13 @@ def test_timeout_covers_a_pg_restore_that_stops_reading(ansible, dumps, tmp_path
     no_traceback(r)
     assert r.rc != 0 and "stopped by its timeout of 3.0s" in r["msg"], r
     assert r.duration < 30, r
+
+
+def test_a_symlinked_backup_reports_the_size_of_the_backup_not_of_the_link(ansible, dumps, tmp_path):
+    target = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
+    link = tmp_path / "latest.dump.gz"
+    link.symlink_to(target)
+    r = verify(ansible, link)
+    assert r.rc == 0, r
+    assert r["path"] == str(link) and r["size"] == target.stat().st_size
+    assert "owner" not in r.result and "state" not in r.result  # a report on a backup, not a managed file
