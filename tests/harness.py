@@ -123,8 +123,8 @@ class RedisServer:
 class CeleryProcess:
     """A Celery worker or beat of the sample app, in its own process group."""
 
-    def __init__(self, broker_url, argv, logfile, app="callcenter_sample"):
-        env = dict(os.environ, CELERY_BROKER_URL=broker_url, PYTHONPATH=str(SAMPLE_APP))
+    def __init__(self, broker_url, argv, logfile, app="callcenter_sample", env=None):
+        env = dict(os.environ, CELERY_BROKER_URL=broker_url, PYTHONPATH=str(SAMPLE_APP), **(env or {}))
         self.log = open(logfile, "wb")
         self.proc = subprocess.Popen([str(BIN / "celery"), "-A", app] + argv, cwd=str(SAMPLE_APP),
                                      env=env, start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
@@ -173,9 +173,8 @@ class CeleryCluster:
 
     def start_beat(self, interval=1):
         self.schedule = self.dir / "celerybeat-schedule"
-        os.environ["SAMPLE_BEAT_INTERVAL"] = str(interval)
         self.beat = CeleryProcess(self.broker_url, ["beat", "-s", str(self.schedule), "-l", "warning"],
-                                  self.dir / "beat.log")
+                                  self.dir / "beat.log", env={"SAMPLE_BEAT_INTERVAL": str(interval)})
         return self.schedule
 
     def kill(self, node):

@@ -10,14 +10,23 @@ file is read once, in chunks: the gzip stream is decompressed and its CRC and le
 and the same bytes are fed through pipes to ``pg_restore --list`` (table of contents) and, in
 full mode, to ``pg_restore -f /dev/null`` (every data block). Nothing is written to disk.
 
+verify() reads as open -> stream -> verdict: open_regular() and backup_archive.open_archive()
+decide what the file is, stream() feeds it to the pg_restore children and records what it
+saw in an Outcome, backup_archive.verdict() (pure, unit-tested) turns that into checks.
+
 Fail closed, never hang, never harm the host: only regular files are opened (a FIFO would
 block ``open()`` forever, a tape device may rewind); every OSError becomes a failed check with
 a sentence; one deadline covers every step from the first ``open()`` to pg_restore's exit;
 decompression yields at most OUT_CHUNK bytes at a time (a gzip bomb cannot fill memory) and
 each pg_restore runs under an address-space limit (a corrupt length field cannot either).
+The children are started without ``preexec_fn`` (unsafe once threads run): the limit is set
+by ``ulimit -v`` in a ``/bin/sh`` that then execs pg_restore, each child gets its own session,
+and whatever happens (an error, the timeout) every child is killed and reaped before stream()
+returns.
 
 STDLIB ONLY (isal optional): the backup_verify role installs this file on hosts as
-ccops_backup.py, beside ccops_textfile.py and ccops_params.py, where no Ansible exists."""
+ccops_backup.py, beside the other files listed in roles/_host_files (ccops_backup_archive.py,
+ccops_textfile.py, ccops_params.py), where no Ansible exists."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -31,11 +40,11 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import threading
 import time
-import zlib
 
 try:
     from ansible_collections.callcenter.ops.plugins.module_utils import textfile
@@ -45,20 +54,20 @@ try:
     from ansible_collections.callcenter.ops.plugins.module_utils import params
 except ImportError:
     import ccops_params as params
-
 try:
-    from isal import isal_zlib as fast_zlib  # ISA-L: ~4x faster inflate than zlib
-    HAS_ISAL = True
+    from ansible_collections.callcenter.ops.plugins.module_utils import backup_archive as archive
 except ImportError:
-    fast_zlib = None
-    HAS_ISAL = False
+    import ccops_backup_archive as archive
 
-CHUNK = 1024 * 1024
-# Most bytes one decompress call may return: a gzip of zeros expands ~1000x, so a whole
-# 1 MiB input chunk at once could be 1 GiB (measured: 2.1 GB RSS before this bound).
-OUT_CHUNK = 1024 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
-PGDMP_MAGIC = b"PGDMP"
+# The pure half, re-exported: callers and tests know them as backup.X.
+Check, Inflater, Outcome, integrity_of, parse_toc, sniff = (
+    archive.Check, archive.Inflater, archive.Outcome, archive.integrity_of, archive.parse_toc, archive.sniff)
+CHUNK, OUT_CHUNK = archive.CHUNK, archive.OUT_CHUNK
+HAS_ISAL, fast_zlib = archive.HAS_ISAL, archive.fast_zlib
+# Input read per step while streaming: small enough that one step's output (~7x for a -Z0
+# dump) needs few bounded decompress calls, so little of the input is copied around again.
+STREAM_CHUNK = 256 * 1024
+
 # Address space of each pg_restore child (RLIMIT_AS), MiB. pg_restore 15 needs 17.6 MiB on a
 # normal dump (VmPeak; RSS 9.7 MB). 28 leaves ~10 MiB for its largest block (a -Fc -Z0 dump
 # holds each row in one block) and keeps both children plus the verifier under 64 MB RSS
@@ -198,53 +207,37 @@ def find_backup(path, pattern="*.dump.gz", skipped=None):
     return best[1]
 
 
-def sniff(head):
-    """The kind of file from its first bytes: gzip, custom (pg_dump -Fc), tar, plain-sql, or unknown."""
-    if head.startswith(GZIP_MAGIC):
-        return "gzip"
-    if head.startswith(PGDMP_MAGIC):
-        return "custom"
-    if len(head) >= 262 and head[257:262] == b"ustar":
-        return "tar"
-    text = head[:512].lstrip()
-    if text.startswith(b"--") or text.upper().startswith((b"SET ", b"CREATE ", b"BEGIN", b"\\connect".upper())):
-        return "plain-sql"
-    return "unknown"
-
-
-class Check:
-    def __init__(self, name, ok, message):
-        self.name, self.ok, self.message = name, ok, message
-
-    def as_dict(self):
-        return dict(name=self.name, ok=self.ok, message=self.message)
-
-
-def _grow_pipe(stream, size=CHUNK):
+def _grow_pipe(fd, size=CHUNK):
     """Let the pipe hold a whole chunk (Linux F_SETPIPE_SZ): fewer context switches between
     the decompressor and pg_restore. Best effort; the default 64 KiB works too."""
     try:
         import fcntl
-        fcntl.fcntl(stream.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), size)
     except (ImportError, OSError, ValueError):
         pass
 
 
-class _Sink:
-    """A child process fed through its stdin. Its stdout/stderr are collected by threads so the
-    pipes never fill up and block; those threads start only in start_readers(), once every
-    child exists (a preexec_fn after threads have started is documented unsafe)."""
+def limited_argv(argv, memory_limit):
+    """``argv`` run under an address-space limit of ``memory_limit`` bytes: a /bin/sh sets it
+    with ``ulimit -v`` and execs the program (same PID), so no Python code runs in the child
+    between fork and exec (preexec_fn is unsafe once threads run)."""
+    if not memory_limit:
+        return list(argv)
+    return ["/bin/sh", "-c", 'ulimit -v "$1" || exit 125; shift; exec "$@"', "ccops-limit",
+            str(max(1, int(memory_limit) // 1024))] + list(argv)
+
+
+class Child:
+    """One child process fed through its stdin, in its own session, under an address-space
+    limit. Its stdout/stderr are collected by threads so the pipes never fill up and block;
+    those threads start only in start_readers(), once every child exists."""
 
     def __init__(self, argv, memory_limit=None, capture_stdout=False):
-        def limit():
-            if memory_limit:
-                import resource
-                resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
-
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(limited_argv(argv, memory_limit), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, preexec_fn=limit, close_fds=True)
-        _grow_pipe(self.proc.stdin)
+                                     stderr=subprocess.PIPE, close_fds=True, start_new_session=True)
+        self.fd = self.proc.stdin.fileno()
+        _grow_pipe(self.fd)
         self.capture_stdout = capture_stdout
         self.stdout = []
         self.stderr = []
@@ -259,52 +252,70 @@ class _Sink:
     @staticmethod
     def _drain(stream, into):
         def run():
-            for chunk in iter(lambda: stream.read(65536), b""):
-                into.append(chunk)
+            try:
+                for chunk in iter(lambda: stream.read(65536), b""):
+                    into.append(chunk)
+            except (OSError, ValueError):  # the pipe was closed under it by kill()
+                pass
         t = threading.Thread(target=run)
         t.daemon = True
         t.start()
         return t
 
     def feed(self, data):
-        """Write; returns False once the child has stopped reading (it exited or closed stdin)."""
+        """Write all of ``data``; returns False once the child has stopped reading (it exited
+        or closed its stdin)."""
         if self.closed:
             return False
         try:
-            self.proc.stdin.write(data)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
             return True
-        except (BrokenPipeError, OSError, ValueError) as e:
-            if isinstance(e, (BrokenPipeError, ValueError)) or e.errno in (errno.EPIPE, errno.EINVAL):
+        except OSError as e:
+            if e.errno in (errno.EPIPE, errno.EINVAL, errno.EBADF):
                 self.closed = True
                 return False
             raise
 
+    def wait(self, seconds):
+        """Exit status, waiting at most ``seconds``; None while it runs."""
+        try:
+            return self.proc.wait(max(0.0, seconds))
+        except subprocess.TimeoutExpired:
+            return None
+
     def finish(self, timeout):
         """Close stdin and wait at most ``timeout`` seconds: (exit status or None when it had to
         be killed, stdout, stderr)."""
-        if not self.closed:
-            try:
-                self.proc.stdin.close()
-            except (OSError, ValueError):
-                pass
-            self.closed = True
-        try:
-            rc = self.proc.wait(max(0.0, timeout))
-        except subprocess.TimeoutExpired:
+        self._close_stdin()
+        rc = self.wait(timeout)
+        if rc is None:
             self.kill()
-            rc = None
         for t in self.threads:
             t.join(5)
         return rc, b"".join(self.stdout).decode("utf-8", "replace"), b"".join(self.stderr).decode("utf-8", "replace")
+
+    def signal_kill(self):
+        """SIGKILL its process group, without reaping (safe from the watchdog thread)."""
+        try:
+            if self.proc.returncode is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
 
     def kill(self):
         """Kill and reap the child if it still runs (idempotent, never raises)."""
         try:
             if self.proc.poll() is None:
+                self.signal_kill()
                 self.proc.kill()
-                self.proc.wait()
+            self.proc.wait()
         except OSError:
             pass
+        self._close_stdin()
+
+    def _close_stdin(self):
         self.closed = True
         try:
             self.proc.stdin.close()
@@ -312,76 +323,8 @@ class _Sink:
             pass
 
 
-class Inflater:
-    """gzip decompression with bounded output: pieces() yields at most ``max_out`` bytes at a
-    time whatever the input expands to. Members after the end of one are read on (as gzip
-    does); bytes after the last member that are not gzip are kept (up to CHUNK) in ``extra``."""
-
-    def __init__(self, lib=None):
-        self.lib = lib or (fast_zlib if HAS_ISAL else zlib)
-        self.obj = self._new()
-        self.extra = b""
-
-    def _new(self):
-        return self.lib.decompressobj(16 + zlib.MAX_WBITS)
-
-    @property
-    def eof(self):
-        return self.obj.eof
-
-    def pieces(self, data, max_out=OUT_CHUNK):
-        """Decompress ``data``; yields output pieces of at most ``max_out`` bytes. Raises the
-        library's error on corrupt data."""
-        while True:
-            if self.obj.eof:
-                if not data:
-                    return
-                if self.extra or not data.startswith(GZIP_MAGIC[:min(len(data), 2)]):
-                    self.extra = (self.extra + data)[:CHUNK]
-                    return
-                self.obj = self._new()
-            out = self.obj.decompress(data, max_out)
-            data = self.obj.unused_data if self.obj.eof else self.obj.unconsumed_tail
-            if out:
-                yield out
-            # a full piece may leave output pending inside the decompressor: ask again
-            if not data and len(out) < max_out and not self.obj.eof:
-                return
-
-
-def parse_toc(listing):
-    """Facts from ``pg_restore --list`` output: entry count, tables, database, versions."""
-    info = dict(entries=None, tables=[], database=None, dumped_at=None, server_version=None,
-                pg_dump_version=None, format=None, compression=None, dump_version=None)
-    header = {
-        "dbname": "database", "toc entries": "entries", "format": "format", "compression": "compression",
-        "dump version": "dump_version", "dumped from database version": "server_version",
-        "dumped by pg_dump version": "pg_dump_version",
-    }
-    for line in listing.splitlines():
-        if line.startswith(";"):
-            m = re.match(r";\s+Archive created at\s+(.*)$", line)
-            if m:
-                info["dumped_at"] = m.group(1).strip()
-                continue
-            m = re.match(r";\s+([A-Za-z_ ]+?):\s*(.*)$", line)
-            if m and m.group(1).lower() in header:
-                key = header[m.group(1).lower()]
-                value = m.group(2).strip()
-                info[key] = int(value) if key == "entries" and value.isdigit() else value
-            continue
-        m = re.match(r"\d+;\s+\d+\s+\d+\s+TABLE\s+(\S+)\s+(\S+)\s", line + " ")
-        if m:
-            info["tables"].append("%s.%s" % (m.group(1), m.group(2)))
-    return info
-
-
-def _first_line(text):
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            return line
-    return ""
+class _Timeout(Exception):
+    pass
 
 
 class _GzipError(Exception):
@@ -390,317 +333,176 @@ class _GzipError(Exception):
         self.cause = cause
 
 
-class _Timeout(Exception):
-    pass
-
-
-def _wait(sink, seconds):
-    """Exit status of a child that closed its stdin, waiting at most ``seconds``; None if it runs."""
+def _pieces(arc, fh, outcome, digest, deadline, chunk_size, out_chunk):
+    """The archive's bytes in bounded pieces: the head's, then the rest of the file read in
+    ``chunk_size`` steps. Counts input in ``outcome`` and feeds ``digest``; raises _GzipError on
+    corrupt gzip data and _Timeout past ``deadline``."""
+    yield arc.first
     try:
-        return sink.proc.wait(max(0.0, seconds))
-    except subprocess.TimeoutExpired:
-        return None
-
-
-def integrity_of(result, mode, expected_sha256, gzip_checked):
-    """What protected the data blocks in this verification: checksum_file, gzip_crc,
-    pg_dump_compression or none (an uncompressed -Fc -Z0 dump has no checksum of its own)."""
-    if expected_sha256 and result.get("sha256"):
-        return "checksum_file"
-    if result.get("compressed") and (gzip_checked or mode == "full"):
-        # In full mode gzip's CRC covers every byte, whether the run got to the trailer (valid) or
-        # the stream broke before it (the gzip check says so): never "nothing protected it".
-        return "gzip_crc"
-    compression = str((result.get("toc") or {}).get("compression") or "0").strip().lower()
-    if mode == "full" and result.get("data_read") and compression not in ("0", "none", ""):
-        return "pg_dump_compression"
-    return "none"
-
-
-def verify(path, mode="full", pg_restore="pg_restore", memory_limit=DEFAULT_PG_RESTORE_MEMORY,
-           expected_sha256=None, timeout=3600, chunk_size=CHUNK, deadline=None, out_chunk=OUT_CHUNK):
-    """Verify one backup file. Returns a dict: ``valid``, ``checks`` (name, ok, message),
-    ``toc``, ``format``, ``compressed``, ``uncompressed_size``, ``sha256``, ``decompressor``,
-    ``integrity`` and ``warnings``.
-
-    ``deadline`` (time.monotonic()) defaults to now + ``timeout``; it covers every step from
-    the first open() to pg_restore's exit. Raises BackupError only when the check itself
-    cannot run (pg_restore missing); every other problem is a failed check."""
-    if deadline is None:
-        deadline = time.monotonic() + timeout
-    checks = []
-    result = dict(valid=False, checks=checks, toc=None, format=None, compressed=None, uncompressed_size=None,
-                  sha256=None, decompressor=None, integrity="none", warnings=[])
-
-    def fail(name, message):
-        checks.append(Check(name, False, message))
-        result["checks"] = [c.as_dict() for c in checks]
-        return result
-
-    try:
-        fh = open_regular(path)
-    except BackupError as e:
-        return fail("readable", str(e))
-    try:
-        with fh:
-            return _verify_stream(fh, path, result, checks, fail, mode, pg_restore, memory_limit, expected_sha256,
-                                  timeout, chunk_size, deadline, out_chunk)
-    except OSError as e:  # EIO in the middle of the file, ...
-        return fail("readable", os_error_message(path, e))
-
-
-def _verify_stream(fh, path, result, checks, fail, mode, pg_restore, memory_limit, expected_sha256, timeout,
-                   chunk_size, deadline, out_chunk):
-    head = fh.read(chunk_size)
-    if not head:
-        return fail("format", "%s is empty (0 bytes)" % path)
-    kind = sniff(head)
-    result["compressed"] = kind == "gzip"
-    inflater = None
-    first = head
-    rest_of_head = iter(())
-    if kind == "gzip":
-        inflater = Inflater()
-        result["decompressor"] = "isal" if HAS_ISAL and inflater.lib is fast_zlib else "zlib"
-        rest_of_head = inflater.pieces(head, out_chunk)
+        yield from arc.rest
+    except Exception as e:
+        raise _GzipError(e)
+    inflater = arc.inflater
+    read = fh.read
+    while True:
+        if time.monotonic() > deadline:
+            raise _Timeout()
+        chunk = read(chunk_size)
+        if not chunk:
+            return
+        outcome.bytes_in += len(chunk)
+        if digest:
+            digest.update(chunk)
+        if inflater is None:
+            yield chunk
+            continue
         try:
-            first = next(rest_of_head, b"")
+            yield from inflater.pieces(chunk, out_chunk)
         except Exception as e:
-            return fail("gzip", _gzip_message(e, len(head)))
-        if not first:
-            if inflater.eof:
-                return fail("gzip", "%s holds an empty gzip stream (0 bytes once decompressed)" % path)
-            return fail("gzip", "truncated after %d bytes: the gzip stream ends before any data" % len(head))
-        inner = sniff(first)
-        checks.append(Check("gzip_header", True, "gzip stream"))
-    else:
-        inner = kind
-    if inner != "custom":
-        if inner == "plain-sql":
-            return fail("format", "%s is a plain-SQL dump%s, not a pg_dump custom-format archive: pg_restore "
-                                  "cannot read it (make backups with pg_dump -Fc)" %
-                        (path, " inside gzip" if kind == "gzip" else ""))
-        if inner == "tar":
-            return fail("format", "%s is a tar-format dump (pg_dump -Ft); only custom format (-Fc) is supported"
-                        % path)
-        if inner == "gzip":
-            return fail("format", "%s is gzip'ed twice" % path)
-        return fail("format", "%s is not a pg_dump archive (no PGDMP signature%s)" %
-                    (path, " inside the gzip stream" if kind == "gzip" else ""))
-    checks.append(Check("format", True, "pg_dump custom-format archive"))
-    result["format"] = "custom"
+            raise _GzipError(e)
 
-    if not (os.path.sep in pg_restore and os.access(pg_restore, os.X_OK)) and not shutil.which(pg_restore):
-        raise BackupError("pg_restore not found (%s): install the PostgreSQL client (postgresql-client-15) "
-                          "or set pg_restore_path" % pg_restore)
-    sinks = []
+
+def stream(arc, fh, outcome, pg_restore, memory_limit, expected_sha256, deadline, chunk_size=STREAM_CHUNK,
+           out_chunk=OUT_CHUNK):
+    """Feed the archive to ``pg_restore --list`` and, in full mode, to ``pg_restore -f
+    /dev/null``; record in ``outcome`` what happened. Both children start before any thread
+    (reader threads, the deadline's watchdog). Whatever happens, an exception or the deadline,
+    every child is killed and reaped before this returns or raises."""
+    children = []
     watchdog = None
     try:
-        # Both children first, then every thread (preexec_fn is unsafe once threads run).
         try:
-            sinks.append(_Sink([pg_restore, "--list"], memory_limit, capture_stdout=True))
-            if mode == "full":
-                sinks.append(_Sink([pg_restore, "-f", os.devnull], memory_limit))
+            children.append(Child([pg_restore, "--list"], memory_limit, capture_stdout=True))
+            if outcome.mode == "full":
+                children.append(Child([pg_restore, "-f", os.devnull], memory_limit))
         except OSError as e:
             raise BackupError("pg_restore (%s) could not be started: %s" % (pg_restore, e.strerror or e))
-        for s in sinks:
-            s.start_readers()
+        for child in children:
+            child.start_readers()
         timed_out = threading.Event()
 
         def on_deadline():
             timed_out.set()
-            for s in sinks:  # unblocks a write to a child that stopped reading
-                try:
-                    s.proc.kill()
-                except OSError:
-                    pass
+            for child in children:  # unblocks a write to a child that stopped reading
+                child.signal_kill()
 
         watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), on_deadline)
         watchdog.daemon = True
         watchdog.start()
-        stream = dict(fh=fh, head=head, first=first, rest_of_head=rest_of_head, inflater=inflater,
-                      lister=sinks[0], full=sinks[1] if mode == "full" else None, timed_out=timed_out)
-        return _feed(stream, path, result, checks, mode, memory_limit, expected_sha256, timeout, chunk_size,
-                     deadline, out_chunk)
+        lister = children[0]
+        full = children[1] if len(children) > 1 else None
+        digest = hashlib.sha256(arc.head) if expected_sha256 else None
+        _pump(arc, fh, outcome, lister, full, digest, deadline, timed_out, chunk_size, out_chunk)
+        _drain_digest(fh, outcome, digest, deadline)
+        remaining = deadline - time.monotonic() if outcome.stop != "timeout" else 0
+        outcome.toc_rc, outcome.toc_listing, outcome.toc_err = lister.finish(remaining)
+        if full:
+            if outcome.gzip_problem or outcome.stop == "timeout":
+                full.kill()
+            else:
+                outcome.data_rc, _out, outcome.data_err = full.finish(deadline - time.monotonic())
+        if timed_out.is_set():
+            outcome.stop = "timeout"
+        return outcome
     finally:
         if watchdog is not None:
             watchdog.cancel()
-        for s in sinks:
-            s.kill()
+        for child in children:
+            child.kill()
 
 
-def _feed(stream, path, result, checks, mode, memory_limit, expected_sha256, timeout, chunk_size, deadline,
-          out_chunk):
-    fh, inflater, lister, full = stream["fh"], stream["inflater"], stream["lister"], stream["full"]
-    digest = hashlib.sha256() if expected_sha256 else None
-    counts = dict(bytes_in=len(stream["head"]), bytes_out=0)
-    if digest:
-        digest.update(stream["head"])
-
-    def outputs():
-        yield stream["first"]
-        try:
-            yield from stream["rest_of_head"]
-        except Exception as e:
-            raise _GzipError(e)
-        while True:
-            if time.monotonic() > deadline:
-                raise _Timeout()
-            chunk = fh.read(chunk_size)
-            if not chunk:
-                return
-            counts["bytes_in"] += len(chunk)
-            if digest:
-                digest.update(chunk)
-            if inflater is None:
-                yield chunk
-                continue
-            try:
-                yield from inflater.pieces(chunk, out_chunk)
-            except Exception as e:
-                raise _GzipError(e)
-
-    sinks = [s for s in (lister, full) if s]
-    gzip_problem = None
-    stop = None  # why reading ended before the end of the file: toc, pg_restore, timeout
+def _pump(arc, fh, outcome, lister, full, digest, deadline, timed_out, chunk_size, out_chunk):
+    """The streaming loop: every piece to each child still reading, until the end of the file
+    or a reason to stop (outcome.stop, outcome.gzip_problem)."""
+    toc_mode = outcome.mode == "toc"
+    outcome.bytes_in = len(arc.head)
     try:
-        for piece in outputs():
-            counts["bytes_out"] += len(piece)
-            alive = [s.feed(piece) for s in sinks]
-            if stream["timed_out"].is_set() or time.monotonic() > deadline:
-                stop = "timeout"
+        for piece in _pieces(arc, fh, outcome, digest, deadline, chunk_size, out_chunk):
+            outcome.bytes_out += len(piece)
+            listing = lister.feed(piece)
+            reading = full.feed(piece) if full is not None else True
+            if timed_out.is_set():
+                outcome.stop = "timeout"
                 break
-            if mode == "toc" and not alive[0]:
-                stop = "toc"  # the TOC has been read; toc mode stops here
+            if toc_mode and not listing:
+                outcome.stop = "toc"  # the TOC has been read; toc mode stops here
                 break
-            if full is not None and not alive[1]:
-                rc = _wait(full, min(2.0, deadline - time.monotonic()))
+            if not reading:
+                rc = full.wait(min(2.0, deadline - time.monotonic()))
                 if rc is not None and rc != 0:
-                    stop = "pg_restore"  # it failed: reading on (a gzip bomb) would only cost time
+                    outcome.stop = "pg_restore"  # it failed: reading on (a gzip bomb) would only cost time
                     break
     except _GzipError as e:
-        gzip_problem = _gzip_message(e.cause, counts["bytes_in"])
+        outcome.gzip_problem = archive.gzip_message(e.cause, outcome.bytes_in)
     except _Timeout:
-        stop = "timeout"
-    total_in, total_out = counts["bytes_in"], counts["bytes_out"]
-    read_to_end = stop is None and gzip_problem is None
-    gzip_checked = False
-    if inflater is not None and read_to_end:
-        if mode == "full" or total_in >= os.fstat(fh.fileno()).st_size:
-            if not inflater.eof:
-                gzip_problem = "truncated after %d bytes: the gzip stream ends without its trailer" % total_in
-            elif inflater.extra.strip(b"\x00"):
-                gzip_problem = "%d bytes of trailing garbage after the gzip stream" % len(inflater.extra)
-            else:
-                gzip_checked = True
-    if digest and stop in (None, "toc"):
-        try:
-            while True:
-                if time.monotonic() > deadline:
-                    raise _Timeout()
-                more = fh.read(chunk_size)
-                if not more:
-                    break
-                digest.update(more)
-        except _Timeout:
-            stop = "timeout"
+        outcome.stop = "timeout"
+    if time.monotonic() > deadline:
+        outcome.stop = "timeout"
+    outcome.read_to_end = outcome.stop is None and outcome.gzip_problem is None
+    inflater = arc.inflater
+    if inflater is not None and outcome.read_to_end:
+        if not toc_mode or outcome.bytes_in >= os.fstat(fh.fileno()).st_size:
+            outcome.gzip_problem = inflater.end_problem(outcome.bytes_in)
+            outcome.gzip_checked = outcome.gzip_problem is None
 
-    rc_list, listing, err_list = lister.finish(deadline - time.monotonic() if stop != "timeout" else 0)
-    rc_full = err_full = None
-    if full:
-        if gzip_problem or stop == "timeout":
-            full.kill()
-        else:
-            rc_full, _out, err_full = full.finish(deadline - time.monotonic())
-    if stream["timed_out"].is_set():
-        stop = "timeout"
 
-    result["uncompressed_size"] = total_out if (read_to_end and (mode == "full" or not result["compressed"])) else None
-    if stop == "timeout":
-        checks.append(Check("timeout", False, "verification of %s was stopped by its timeout of %ss (after %d "
-                                              "bytes): raise timeout for backups this large, or look for a hung "
-                                              "disk or pg_restore" % (path, timeout, total_in)))
-    if result["compressed"]:
-        if gzip_problem:
-            checks.append(Check("gzip", False, gzip_problem))
-        elif gzip_checked and mode == "full":
-            checks.append(Check("gzip", True, "gzip CRC and length match (%d bytes uncompressed)" % total_out))
-    if rc_list == 0 and listing:
-        toc = parse_toc(listing)
-        result["toc"] = toc
-        if toc["entries"] == 0:  # pg_dump always writes ENCODING, STDSTRINGS, SEARCHPATH entries
-            checks.append(Check("toc", False, "the table of contents lists no entries at all: not an archive "
-                                              "pg_dump made, or its header is corrupt"))
-        else:
-            checks.append(Check("toc", True, "table of contents readable: %s entries, %d tables, database %s"
-                                % (toc["entries"], len(toc["tables"]), toc["database"])))
-    elif rc_list is None or stop == "timeout":
-        checks.append(Check("toc", False, "pg_restore --list did not finish before the timeout"))
-    else:
-        checks.append(Check("toc", False, "pg_restore --list could not read the table of contents: %s"
-                            % _pg_restore_problem(err_list, rc_list, memory_limit)))
-    if full:
-        if stop == "timeout":
-            checks.append(Check("data", False, "data not fully checked: stopped by the timeout"))
-        elif gzip_problem:
-            checks.append(Check("data", False, "data not checked: the gzip stream is broken"))
-        elif rc_full == 0 and not (err_full or "").strip():
-            result["data_read"] = True
-            checks.append(Check("data", True, "pg_restore read every data block (%d bytes)" % total_out))
-        else:
-            msg = "pg_restore could not read the archive: %s" % _pg_restore_problem(err_full, rc_full, memory_limit)
-            if stop == "pg_restore":
-                msg += " (it stopped after %d bytes of the file; the rest was not read)" % total_in
-            elif not result["compressed"] and ("unexpected end of file" in err_full or "could not read" in err_full):
-                msg = "truncated or corrupt after %d bytes: %s" % (total_in, _first_line(err_full))
-            checks.append(Check("data", False, msg))
-    if expected_sha256:
-        if stop in (None, "toc"):
-            got = digest.hexdigest()
-            result["sha256"] = got
-            if got.lower() == expected_sha256.lower():
-                checks.append(Check("checksum", True, "sha256 matches the checksum file"))
-            else:
-                checks.append(Check("checksum", False, "sha256 mismatch: file has %s, checksum file says %s"
-                                    % (got, expected_sha256)))
-        else:
-            checks.append(Check("checksum", False, "sha256 not computed: the file was not read to the end"))
-    result["integrity"] = integrity_of(result, mode, expected_sha256, gzip_checked)
-    result.pop("data_read", None)
-    if mode == "full" and result["integrity"] == "none" and result.get("toc") and not result.get("compressed"):
-        result["warnings"].append(
-            "%s is an uncompressed custom-format dump (pg_dump -Fc -Z0) without gzip or a checksum file: nothing "
-            "protects its data blocks, so a flipped byte inside table data cannot be detected. gzip it, let "
-            "pg_dump compress it (-Z1..9) or write a sha256 file at backup time (checksum_file=auto)" % path)
-    result["checks"] = [c.as_dict() for c in checks]
-    result["valid"] = all(c.ok for c in checks)
+def _drain_digest(fh, outcome, digest, deadline):
+    """Read the rest of the file into the checksum when toc mode stopped early."""
+    if not digest or outcome.stop not in (None, "toc"):
+        return
+    try:
+        for more in iter(lambda: fh.read(CHUNK), b""):
+            if time.monotonic() > deadline:
+                raise _Timeout()
+            digest.update(more)
+        outcome.sha256 = digest.hexdigest()
+    except _Timeout:
+        outcome.stop = "timeout"
+
+
+def verify(path, mode="full", pg_restore="pg_restore", memory_limit=DEFAULT_PG_RESTORE_MEMORY,
+           expected_sha256=None, timeout=3600, chunk_size=STREAM_CHUNK, deadline=None, out_chunk=OUT_CHUNK,
+           lib=None):
+    """Verify one backup file: open -> stream -> verdict. Returns a dict: ``valid``, ``checks``
+    (name, ok, message), ``toc``, ``format``, ``compressed``, ``uncompressed_size``, ``sha256``,
+    ``decompressor``, ``integrity`` and ``warnings``.
+
+    ``deadline`` (time.monotonic()) defaults to now + ``timeout``; it covers every step from
+    the first open() to pg_restore's exit. ``lib`` is the inflate library (default: isal when
+    installed, else zlib). Raises BackupError only when the check itself cannot run
+    (pg_restore missing); every other problem is a failed check."""
+    if deadline is None:
+        deadline = time.monotonic() + timeout
+    try:
+        fh = open_regular(path)
+    except BackupError as e:
+        return refused(path, [Check("readable", False, str(e))])
+    arc = None
+    try:
+        with fh:
+            head = fh.read(CHUNK)
+            try:
+                arc = archive.open_archive(head, path, lib, out_chunk)
+            except archive.Refused as e:
+                gzipped = sniff(head) == "gzip"
+                return refused(path, e.checks, compressed=gzipped if head else None,
+                               decompressor=archive.lib_name(lib or archive.default_lib()) if gzipped else None)
+            if not (os.path.sep in pg_restore and os.access(pg_restore, os.X_OK)) and not shutil.which(pg_restore):
+                raise BackupError("pg_restore not found (%s): install the PostgreSQL client (postgresql-client-15) "
+                                  "or set pg_restore_path" % pg_restore)
+            outcome = Outcome(path, mode, arc.compressed, arc.decompressor, timeout, memory_limit)
+            stream(arc, fh, outcome, pg_restore, memory_limit, expected_sha256, deadline, chunk_size, out_chunk)
+    except OSError as e:  # EIO in the middle of the file, ...
+        return refused(path, (arc.checks if arc else []) + [Check("readable", False, os_error_message(path, e))])
+    return archive.verdict(outcome, arc.checks, expected_sha256)
+
+
+def refused(path, checks, **known):
+    """verify()'s result for a file that was not streamed: the checks so far, the last failed."""
+    result = dict(valid=False, checks=[c.as_dict() for c in checks], toc=None, format=None, compressed=None,
+                  uncompressed_size=None, sha256=None, decompressor=None, integrity="none", warnings=[])
+    result.update(known)
     return result
-
-
-def _pg_restore_problem(stderr, rc, memory_limit):
-    """pg_restore's own first error line, with the fix when the memory limit caused it."""
-    stderr = stderr or ""
-    line = _first_line(stderr) or "exit status %s" % rc
-    mb = (memory_limit or 0) // 1048576
-    if "error while loading shared libraries" in stderr or "failed to map segment" in stderr:
-        return ("%s (pg_restore cannot even start within the memory limit of %d MiB: raise "
-                "pg_restore_memory_limit)" % (line, mb))
-    if "out of memory" in stderr:
-        return ("%s (pg_restore was limited to %d MiB: a corrupt length field, or a row larger than the limit "
-                "allows; raise pg_restore_memory_limit if the dump holds rows that large)" % (line, mb))
-    return line
-
-
-def _gzip_message(exc, offset):
-    text = str(exc)
-    low = text.lower()
-    if "incorrect data check" in low or "checksum" in low or "crc" in low:
-        return "gzip CRC mismatch: the data was altered after compression"
-    if "length" in low:
-        return "gzip length check failed: the data was altered after compression"
-    if "header" in low or "magic" in low:
-        return "gzip header is corrupt (%s)" % text
-    return "gzip data is corrupt within the first %d bytes (%s)" % (offset, text)
 
 
 def read_checksum_file(path, backup_path):
@@ -860,7 +662,8 @@ def check_backup(path, pattern="*.dump.gz", mode="full", max_age=None, min_size=
         if newer and os.path.isdir(path):
             result["warnings"].append("skipped in %s (never opened): %s" % (short_path(path), "; ".join(newer[:5])))
         facts = file_facts(found)
-        result.update(size=facts["size"], mtime=facts["mtime"], age_seconds=facts["age_seconds"])
+        result.update(size=facts["size"], mtime=facts["mtime"], mtime_epoch=facts["mtime_epoch"],
+                      age_seconds=facts["age_seconds"])
         expected = None
         if checksum_file:
             sidecar = found + ".sha256" if checksum_file == "auto" else checksum_file
@@ -895,7 +698,6 @@ def check_backup(path, pattern="*.dump.gz", mode="full", max_age=None, min_size=
     result["valid"] = bool(checks) and all(c["ok"] for c in checks)
     result["problems"] = [c["message"] for c in checks if not c["ok"]]
     result["duration"] = round(time.monotonic() - started, 3)
-    result["mtime_epoch"] = facts.get("mtime_epoch")
     return result
 
 

@@ -1,7 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, callcenter.ops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Checks of module parameters shared by every module (one place, one wording)."""
+"""Checks of module parameters shared by every module (one place, one wording).
+
+STDLIB ONLY: host scripts import this file too (see roles/host_files/vars/main.yml)."""
 
 from __future__ import absolute_import, division, print_function
 

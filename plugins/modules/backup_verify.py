@@ -27,8 +27,8 @@ description:
     cannot block the check. Any error of the file system (a symlink loop, a name too long, an
     I/O error) is a failed check with a sentence, never a crash.
   - Memory stays bounded whatever the input, a gzip bomb included. Decompression yields at most
-    1 MiB at a time, and each C(pg_restore) child runs under O(pg_restore_memory_limit).
-    Measured on PostgreSQL 15, the whole verification (all processes) peaks below 64 MB.
+    1 MiB at a time, and each C(pg_restore) child runs under O(pg_restore_memory_limit)
+    (set with C(ulimit -v) by C(/bin/sh) before it runs C(pg_restore)).
   - The module only reads the backup. It reports C(changed) only when it wrote O(metrics_file).
 author:
   - callcenter.ops maintainers (@callcenter-ops)
@@ -110,7 +110,7 @@ options:
     default: true
 requirements:
   - pg_restore (PostgreSQL client) on the host that runs the module
-  - isal (optional, Python) for about 4x faster decompression, zlib is used without it
+  - isal (optional, Python) for faster decompression, zlib is used without it
 notes:
   - Only the custom format (C(pg_dump -Fc)) is read, compressed by pg_dump itself or not, and
     optionally gzip'ed around it.
@@ -165,7 +165,7 @@ checks:
   elements: dict
   contains:
     name:
-      description: Check name (found, readable, format, gzip, toc, data, checksum, timeout, age, size, error).
+      description: Check name (found, readable, format, gzip_header, gzip, toc, data, checksum, timeout, age, size, error).
       type: str
     ok:
       description: Whether it passed.
@@ -195,6 +195,11 @@ mtime:
   returned: when a file was found
   type: str
   sample: "2026-11-25T03:00:12+00:00"
+mtime_epoch:
+  description: File modification time (Unix time), as written to the metrics file.
+  returned: when a file was found
+  type: int
+  sample: 1764039612
 age_seconds:
   description: Seconds since the file was last modified.
   returned: when a file was found
@@ -216,8 +221,10 @@ uncompressed_size:
   type: int
   sample: 876543210
 decompressor:
-  description: The gzip implementation used (isal or zlib).
-  returned: when the file is gzip'ed
+  description:
+    - The gzip implementation used, V(isal) or V(zlib) (without the optional isal library).
+    - V(null) for a file that is not gzip'ed.
+  returned: when a file was found
   type: str
   sample: isal
 toc:
@@ -279,7 +286,10 @@ metrics_written:
   type: bool
   sample: true
 duration:
-  description: Seconds the verification took.
+  description:
+    - Seconds the verification took, as written to the metrics file
+      (C(callcenter_backup_verify_duration_seconds)). A measurement, not a promise;
+      speed goals live in the collection's benchmarks.
   returned: always
   type: float
   sample: 1.52
@@ -290,8 +300,17 @@ from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
 from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
 
 
+class BackupVerifyModule(AnsibleModule):
+    """AnsibleModule without the file attributes it adds to any result that has a C(path)
+    (owner, mode, state, and a C(size) from lstat(), the size of a symlink rather than of the
+    backup it points to): this module reports on a backup, it does not manage a file."""
+
+    def add_path_info(self, kwargs):
+        return kwargs
+
+
 def main():
-    module = AnsibleModule(
+    module = BackupVerifyModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
             pattern=dict(type="str", default="*.dump.gz"),

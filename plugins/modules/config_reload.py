@@ -135,8 +135,10 @@ not_reloadable:
   elements: str
   sample: [Redis]
 status:
-  description: HTTP status of the application's answer when the reload failed with one.
-  returned: on failure, when the application answered
+  description:
+    - HTTP status of the application's answer when the reload failed.
+    - V(null) when the application did not answer (refused, timed out, TLS failure).
+  returned: when the HTTP reload failed (method=http)
   type: int
   sample: 403
 audit_id:

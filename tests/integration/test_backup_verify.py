@@ -233,10 +233,6 @@ def test_metrics_file_written_atomically_and_check_mode_writes_nothing(ansible, 
     assert 'callcenter_backup_verify_success{path="%s"} 1' % (dumps / "callcenter-2026-11-25.dump.gz") in text
     assert "callcenter_backup_age_seconds" in text and "callcenter_backup_size_bytes" in text
     assert [p.name for p in tmp_path.iterdir()] == ["backup.prom"]  # no temp file left
-    promtool = shutil.which("promtool")
-    if promtool:
-        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
-        assert p.returncode == 0, p.stderr + p.stdout
 
 
 def test_failed_verification_still_writes_metrics(ansible, tmp_path):
@@ -407,10 +403,29 @@ def test_backup_name_with_a_newline_keeps_the_metrics_file_valid(ansible, dumps,
     text = metrics.read_text()
     assert 'path="%s/night\\nly \\"x\\".dump.gz"} 1' % tmp_path in text, text
     assert all(line.startswith(("#", "callcenter_backup_")) for line in text.splitlines()), text
-    promtool = shutil.which("promtool")
-    if promtool:
-        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
-        assert p.returncode == 0, p.stderr + p.stdout
+
+
+@pytest.fixture(scope="module")
+def promtool():
+    """promtool (Debian: prometheus); the test is skipped, not silently passed, without it."""
+    tool = shutil.which("promtool")
+    if not tool:
+        pytest.skip("promtool not installed (apt-get install prometheus)")
+    return tool
+
+
+@pytest.mark.parametrize("name, valid", [("callcenter-2026-11-25.dump.gz", True), ('night\nly "x".dump.gz', True),
+                                         ("cut.dump.gz", False)])
+def test_metrics_file_passes_promtool_check_metrics(ansible, dumps, tmp_path, promtool, name, valid):
+    f = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz", name)
+    if not valid:
+        f.write_bytes(f.read_bytes()[:3000])
+    metrics = tmp_path / "m.prom"
+    r = verify(ansible, f, metrics_file=str(metrics), fail_on_invalid=False)
+    assert r.rc == 0 and r["valid"] is valid, r
+    p = subprocess.run([promtool, "check", "metrics"], input=metrics.read_text(), capture_output=True, text=True,
+                       check=False)
+    assert p.returncode == 0, p.stderr + p.stdout
 
 
 def test_failed_verification_says_why_in_the_metrics(ansible, dumps, tmp_path):
@@ -435,3 +450,13 @@ def test_timeout_covers_a_pg_restore_that_stops_reading(ansible, dumps, tmp_path
     no_traceback(r)
     assert r.rc != 0 and "stopped by its timeout of 3.0s" in r["msg"], r
     assert r.duration < 30, r
+
+
+def test_a_symlinked_backup_reports_the_size_of_the_backup_not_of_the_link(ansible, dumps, tmp_path):
+    target = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
+    link = tmp_path / "latest.dump.gz"
+    link.symlink_to(target)
+    r = verify(ansible, link)
+    assert r.rc == 0, r
+    assert r["path"] == str(link) and r["size"] == target.stat().st_size
+    assert "owner" not in r.result and "state" not in r.result  # a report on a backup, not a managed file

@@ -112,7 +112,8 @@ def installed(ansible, tmp_path_factory):
     pb, root = role_playbook(tmp, backup_verify_scheduler="cron")
     r = ansible.playbook(pb)
     assert r.rc == 0, r
-    for name in ("callcenter-backup-verify", "ccops_backup.py", "ccops_textfile.py", "ccops_params.py"):
+    for name in ("callcenter-backup-verify", "ccops_backup.py", "ccops_backup_archive.py", "ccops_textfile.py",
+                 "ccops_params.py"):
         assert (root / "lib" / name).exists(), name
     return root
 

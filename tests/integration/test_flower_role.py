@@ -10,6 +10,16 @@ import yaml
 GOOD = [{"user": "ops", "password": "Long-Enough-Secret-1"}]
 
 
+@pytest.fixture(scope="module")
+def compose_tool():
+    """Debian's docker-compose (validates a file without an engine); the test is skipped, not
+    silently passed, without it."""
+    tool = shutil.which("docker-compose")
+    if not tool:
+        pytest.skip("docker-compose not installed (apt-get install docker-compose)")
+    return tool
+
+
 def play(ansible, tmp_path, check=False, **variables):
     root = tmp_path / "host"
     base = dict(flower_deploy_method="compose", flower_compose_dir=str(root / "flower"), flower_compose_up=False,
@@ -36,10 +46,6 @@ def test_compose_file_rendered_validated_and_secret_free(ansible, tmp_path):
     assert "FLOWER_BASIC_AUTH='ops:Long-Enough-Secret-1'" in env.read_text()
     assert "flower_url=https://ops.example/flower/" in r.output
     assert "Long-Enough-Secret-1" not in r.output and "Broker-Secret-9" not in r.output
-    if shutil.which("docker-compose"):
-        p = subprocess.run(["docker-compose", "-f", str(root / "flower" / "docker-compose.yml"), "config", "-q"],
-                           capture_output=True, text=True, check=False)
-        assert p.returncode == 0, p.stderr
     again, _root = play(ansible, tmp_path, flower_url_prefix="flower", flower_public_url="https://ops.example/flower/")
     assert again.rc == 0 and "changed=0" in again.output, again
 
@@ -70,11 +76,9 @@ def test_invalid_port_is_refused(ansible, tmp_path, port):
     assert not root.exists()
 
 
-def test_compose_tool_rejecting_the_file_keeps_the_old_one(ansible, tmp_path):
+def test_compose_tool_rejecting_the_file_keeps_the_old_one(ansible, tmp_path, compose_tool):
     """A compose file the tool rejects (here: a port spec it cannot parse) never replaces the
     live one: template's validate runs first."""
-    if not shutil.which("docker-compose"):
-        pytest.skip("docker-compose not installed")
     r, root = play(ansible, tmp_path)
     assert r.rc == 0, r
     live = (root / "flower" / "docker-compose.yml").read_text()
@@ -167,10 +171,41 @@ def test_env_file_quotes_every_value_for_systemd_sh_and_compose(ansible, tmp_pat
     out = subprocess.run(["sh", "-c", "set -a; . %s; printf %%s \"$FLOWER_BASIC_AUTH\"" % env],
                          capture_output=True, text=True, check=True).stdout
     assert out == "ops:" + password
-    if shutil.which("docker-compose"):
-        p = subprocess.run(["docker-compose", "-f", str(root / "flower" / "docker-compose.yml"), "config"],
-                           capture_output=True, text=True, check=False)
-        assert p.returncode == 0, p.stderr
-        environment = yaml.safe_load(p.stdout)["services"]["flower"]["environment"]
-        assert environment["FLOWER_BASIC_AUTH"].replace("$$", "$") == "ops:" + password
-        assert environment["FLOWER_AUTO_REFRESH"] == "False"
+
+
+def test_compose_reads_the_env_file_and_the_rendered_file_verbatim(ansible, tmp_path, compose_tool):
+    password = "Dollar$HOME-and#hash and space"
+    r, root = play(ansible, tmp_path, flower_basic_auth=[{"user": "ops", "password": password}],
+                   flower_extra_env={"FLOWER_AUTO_REFRESH": "False"})
+    assert r.rc == 0, r
+    p = subprocess.run([compose_tool, "-f", str(root / "flower" / "docker-compose.yml"), "config"],
+                       capture_output=True, text=True, check=False)
+    assert p.returncode == 0, p.stderr
+    service = yaml.safe_load(p.stdout)["services"]["flower"]
+    assert service["environment"]["FLOWER_BASIC_AUTH"].replace("$$", "$") == "ops:" + password
+    assert service["environment"]["FLOWER_AUTO_REFRESH"] == "False"
+    assert service["image"] == "mher/flower:2.2.0"
+
+
+def test_compose_image_is_the_flower_version(ansible, tmp_path):
+    r, root = play(ansible, tmp_path, flower_version="2.2.0")
+    assert r.rc == 0, r
+    svc = yaml.safe_load((root / "flower" / "docker-compose.yml").read_text())["services"]["flower"]
+    assert svc["image"] == "mher/flower:2.2.0"
+
+
+@pytest.mark.parametrize("image", ["mher/flower:2.0", "mher/flower", "registry.local:5000/flower",
+                                   "mher/flower@sha256:abc"])
+def test_compose_image_of_another_version_is_refused_before_any_change(ansible, tmp_path, image):
+    r, root = play(ansible, tmp_path, flower_compose_image=image, flower_version="2.2.0")
+    assert r.rc != 0
+    assert "must be tagged with flower_version (2.2.0)" in r.output, r.output
+    assert not (root / "flower").exists()
+
+
+def test_the_role_owns_its_compose_template():
+    from pathlib import Path
+    role = Path(__file__).resolve().parents[2] / "roles" / "flower"
+    assert (role / "templates" / "docker-compose.yml.j2").is_file()
+    tasks = "".join(p.read_text() for p in (role / "tasks").glob("*.yml"))
+    assert "role_path" not in tasks

@@ -22,7 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def test_verifier_and_reader_installed(host):
     assert host.file(INSTALL + "/callcenter-backup-verify").mode == 0o644
-    for helper in ("ccops_backup.py", "ccops_textfile.py", "ccops_params.py"):  # the reader and what it imports
+    # the reader and what it imports (the backup_verify set of roles/host_files/vars/main.yml)
+    for helper in ("ccops_backup.py", "ccops_backup_archive.py", "ccops_textfile.py", "ccops_params.py"):
         assert host.file(INSTALL + "/" + helper).mode == 0o644
 
 

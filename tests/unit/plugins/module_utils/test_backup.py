@@ -195,3 +195,238 @@ def test_a_gzip_cut_at_half_is_protected_by_gzip_not_reported_as_unprotected():
     broken = dict(compressed=True, toc={"compression": "0"}, sha256=None, data_read=False)
     assert bk.integrity_of(broken, "full", None, gzip_checked=False) == "gzip_crc"
     assert bk.integrity_of(dict(compressed=False, toc={"compression": "0"}, data_read=True), "full", None, True) == "none"
+
+
+# --- open -> stream -> verdict: the pure parts on bytes and plain values ---
+
+from ansible_collections.callcenter.ops.plugins.module_utils import backup_archive as arc  # noqa: E402
+
+TOC_LISTING = """;
+; Archive created at 2026-11-25 03:00:01 UTC
+;     dbname: callcenter
+;     TOC Entries: 42
+;     Compression: 0
+;     Dump Version: 1.15-0
+;     Format: CUSTOM
+;     Dumped from database version: 15.8 (Debian 15.8-0+deb12u1)
+;     Dumped by pg_dump version: 15.8 (Debian 15.8-0+deb12u1)
+;
+; Selected TOC Entries:
+;
+3; 2615 2200 SCHEMA - public pg_database_owner
+215; 1259 16390 TABLE public calls postgres
+216; 1259 16399 TABLE public operators postgres
+3350; 0 16390 TABLE DATA public calls postgres
+"""
+
+
+@pytest.mark.parametrize("head, kind", [
+    (b"\x1f\x8b\x08\x00rest", "gzip"),
+    (b"PGDMP\x01\x0e\x00", "custom"),
+    (b"x" * 257 + b"ustar\x0000" + b"\0" * 20, "tar"),
+    (b"\n\n-- PostgreSQL database dump\n", "plain-sql"),
+    (b"SET statement_timeout = 0;\n", "plain-sql"),
+    (b"create table calls (id int);", "plain-sql"),
+    (b"\x00\x01\x02 random", "unknown"),
+    (b"", "unknown"),
+])
+def test_sniff_tells_the_kind_from_the_first_bytes_not_the_name(head, kind):
+    assert arc.sniff(head) == kind
+
+
+def test_parse_toc_reads_the_header_and_the_tables():
+    toc = arc.parse_toc(TOC_LISTING)
+    assert toc["database"] == "callcenter" and toc["entries"] == 42
+    assert toc["tables"] == ["public.calls", "public.operators"]  # TABLE DATA lines are not tables
+    assert toc["dumped_at"] == "2026-11-25 03:00:01 UTC"
+    assert toc["server_version"].startswith("15.8") and toc["pg_dump_version"].startswith("15.8")
+    assert (toc["format"], toc["compression"], toc["dump_version"]) == ("CUSTOM", "0", "1.15-0")
+
+
+def test_parse_toc_of_nothing_has_no_entries():
+    toc = arc.parse_toc("")
+    assert toc["entries"] is None and toc["tables"] == []
+
+
+def test_open_archive_accepts_a_custom_dump_and_a_gzipped_one():
+    raw = b"PGDMP" + os.urandom(100)
+    plain = arc.open_archive(raw, "/b/x.dump")
+    assert plain.compressed is False and plain.first == raw and [c.name for c in plain.checks] == ["format"]
+    gz = arc.open_archive(gzip.compress(raw), "/b/x.dump.gz", lib=zlib)
+    assert gz.compressed is True and gz.decompressor == "zlib" and gz.first == raw
+    assert [c.name for c in gz.checks] == ["gzip_header", "format"]
+
+
+@pytest.mark.parametrize("head, check, words", [
+    (b"", "format", "is empty (0 bytes)"),
+    (gzip.compress(b""), "gzip", "empty gzip stream"),
+    (gzip.compress(b"PGDMP" + b"x" * 5000)[:12], "gzip", "ends before any data"),
+    (gzip.compress(b"-- PostgreSQL database dump\nSET x;"), "format", "plain-SQL dump inside gzip"),
+    (b"SET x = 1;", "format", "plain-SQL dump, not a pg_dump custom-format archive"),
+    (b"y" * 257 + b"ustar" + b"\0" * 10, "format", "tar-format dump"),
+    (gzip.compress(gzip.compress(b"PGDMP")), "format", "gzip'ed twice"),
+    (gzip.compress(b"hello world"), "format", "no PGDMP signature inside the gzip stream"),
+    (b"\x1f\x8b\x08\x00" + b"\xff" * 40, "gzip", "gzip"),
+])
+def test_open_archive_refuses_what_pg_restore_cannot_verify_with_a_sentence(head, check, words):
+    with pytest.raises(arc.Refused) as e:
+        arc.open_archive(head, "/b/x", lib=zlib)
+    last = e.value.checks[-1]
+    assert (last.name, last.ok) == (check, False) and words in last.message
+
+
+def outcome(**kw):
+    o = arc.Outcome("/b/x.dump.gz", mode=kw.pop("mode", "full"), compressed=kw.pop("compressed", True),
+                    decompressor="isal", timeout=60, memory_limit=28 << 20)
+    o.bytes_in, o.bytes_out, o.read_to_end, o.gzip_checked = 1000, 7000, True, True
+    o.toc_rc, o.toc_listing, o.data_rc, o.data_err = 0, TOC_LISTING, 0, ""
+    for k, v in kw.items():
+        setattr(o, k, v)
+    return o
+
+
+def names(result, ok=None):
+    return [c["name"] for c in result["checks"] if ok is None or c["ok"] is ok]
+
+
+def test_verdict_of_a_good_gzipped_dump():
+    r = arc.verdict(outcome(), [arc.Check("gzip_header", True, "gzip stream")])
+    assert r["valid"] is True and names(r) == ["gzip_header", "gzip", "toc", "data"]
+    assert r["uncompressed_size"] == 7000 and r["integrity"] == "gzip_crc" and r["toc"]["entries"] == 42
+    assert r["decompressor"] == "isal" and r["warnings"] == []
+
+
+def test_verdict_of_a_truncated_gzip_names_gzip_and_data():
+    problem = "truncated after 1000 bytes: the gzip stream ends without its trailer"
+    r = arc.verdict(outcome(gzip_checked=False, gzip_problem=problem, data_rc=None))
+    assert r["valid"] is False and names(r, ok=False) == ["gzip", "data"]
+    assert r["integrity"] == "gzip_crc"  # gzip's CRC protected it: it is what caught the damage
+
+
+def test_verdict_of_a_timeout_says_so_first():
+    r = arc.verdict(outcome(stop="timeout", read_to_end=False, toc_rc=None, data_rc=None))
+    assert names(r, ok=False)[0] == "timeout" and "timeout of 60s" in r["checks"][0]["message"]
+    assert r["uncompressed_size"] is None
+
+
+def test_verdict_of_pg_restore_out_of_memory_gives_the_fix():
+    r = arc.verdict(outcome(stop="pg_restore", read_to_end=False, data_rc=1,
+                            data_err="pg_restore: error: out of memory\n"))
+    msg = [c for c in r["checks"] if c["name"] == "data"][0]["message"]
+    assert "limited to 28 MiB" in msg and "raise pg_restore_memory_limit" in msg and "rest was not read" in msg
+
+
+def test_verdict_of_an_empty_toc_fails():
+    r = arc.verdict(outcome(toc_listing=";\n;     TOC Entries: 0\n"))
+    assert names(r, ok=False) == ["toc"]
+
+
+def test_verdict_warns_when_nothing_protected_an_uncompressed_dump():
+    r = arc.verdict(outcome(compressed=False, gzip_checked=False))
+    assert r["valid"] is True and r["integrity"] == "none" and "pg_dump -Fc -Z0" in r["warnings"][0]
+
+
+@pytest.mark.parametrize("sha, ok", [("AB" * 32, True), ("cd" * 32, False)])
+def test_verdict_compares_the_checksum(sha, ok):
+    r = arc.verdict(outcome(sha256="ab" * 32), expected_sha256=sha)
+    check = [c for c in r["checks"] if c["name"] == "checksum"][0]
+    assert check["ok"] is ok and r["valid"] is ok
+
+
+def test_verdict_without_a_full_read_cannot_compare_the_checksum():
+    r = arc.verdict(outcome(stop="timeout", read_to_end=False), expected_sha256="ab" * 32)
+    assert "sha256 not computed" in [c for c in r["checks"] if c["name"] == "checksum"][0]["message"]
+
+
+def test_inflater_end_problem_names_truncation_and_trailing_garbage():
+    whole = gzip.compress(b"x" * 1000)
+    inflater = bk.Inflater(zlib)
+    b"".join(inflater.pieces(whole[:-4]))
+    assert "without its trailer" in inflater.end_problem(len(whole) - 4)
+    inflater = bk.Inflater(zlib)
+    b"".join(inflater.pieces(whole + b"\0\0\0"))
+    assert inflater.end_problem(len(whole)) is None  # zero padding (tape blocks) is fine
+    inflater = bk.Inflater(zlib)
+    b"".join(inflater.pieces(whole + b"garbage"))
+    assert "trailing garbage" in inflater.end_problem(len(whole))
+
+
+def test_children_get_their_limit_from_a_shell_not_from_preexec_fn():
+    argv = bk.limited_argv(["/usr/bin/pg_restore", "--list"], 28 << 20)
+    assert argv[:2] == ["/bin/sh", "-c"] and "ulimit -v" in argv[2] and argv[-2:] == ["/usr/bin/pg_restore", "--list"]
+    assert argv[4] == str(28 << 10)  # KiB
+    assert bk.limited_argv(["x"], None) == ["x"]
+
+
+def test_a_child_runs_under_the_limit_in_its_own_session_and_kill_reaps_it():
+    child = bk.Child(["/bin/sh", "-c", "ulimit -v; cat > /dev/null"], 64 << 20, capture_stdout=True)
+    try:
+        child.start_readers()
+        assert os.getpgid(child.proc.pid) == child.proc.pid != os.getpgid(0)
+        assert child.feed(b"x" * 100000)
+        rc, out, _err = child.finish(10)
+        assert rc == 0 and out.strip() == str(64 << 10)
+    finally:
+        child.kill()
+    sleeper = bk.Child(["sleep", "60"], None)
+    sleeper.kill()
+    assert sleeper.proc.returncode is not None  # reaped, no zombie left
+
+
+def test_stream_kills_and_reaps_both_children_whatever_happens(tmp_path, monkeypatch):
+    started = []
+    real = bk.Child
+
+    def spy(*a, **kw):
+        started.append(real(*a, **kw))
+        return started[-1]
+
+    def boom(*_a, **_kw):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(bk, "Child", spy)
+    monkeypatch.setattr(bk, "_pump", boom)
+    fake = tmp_path / "pg_restore"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    data = b"PGDMP" + b"\0" * 100
+    f = tmp_path / "x.dump"
+    f.write_bytes(data)
+    with open(f, "rb") as fh:
+        a = arc.open_archive(fh.read(), str(f))
+        with pytest.raises(RuntimeError):
+            bk.stream(a, fh, arc.Outcome(str(f)), str(fake), 64 << 20, None, __import__("time").monotonic() + 30)
+    assert len(started) == 2 and all(c.proc.returncode is not None for c in started)
+
+
+def test_the_backup_reader_installed_on_hosts_stays_stdlib_only():
+    """The files roles/host_files installs for the backup verifier (named there, once) import
+    only the standard library, isal as an option, and each other as ccops_<name>."""
+    import ast
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[4]
+    names = yaml.safe_load((repo / "roles/host_files/vars/main.yml").read_text())["host_files_sets"]["backup_verify"]
+    stdlib = set(sys.stdlib_module_names) | {"__future__"}
+    siblings = {"ccops_" + n for n in names}
+    package = "ansible_collections.callcenter.ops.plugins.module_utils"
+    for name in names:
+        source = (repo / "plugins" / "module_utils" / ("%s.py" % name)).read_text()
+        tree = ast.parse(source)
+        assert "STDLIB ONLY" in ast.get_docstring(tree), name
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                mods = [node.module]
+                if node.module == package:
+                    assert {a.name for a in node.names} <= set(names), (name, node.module)
+                    continue
+            else:
+                continue
+            for mod in mods:
+                top = mod.split(".")[0]
+                assert top in stdlib or mod in siblings or top == "isal", (name, mod)
