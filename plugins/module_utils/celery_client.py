@@ -138,7 +138,8 @@ class CeleryProbe:
         self.url = url
         self.timeout = timeout
         self.app = Celery("callcenter_ops_probe", broker=url.celery_url(), set_as_current=False)
-        transport = dict(socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=2)
+        # the app's own transport options where they matter (Sentinel: master_name, sentinel_kwargs)
+        transport = url.transport_options(timeout)
         self.app.conf.update(
             broker_connection_retry=False,
             broker_connection_retry_on_startup=False,
