@@ -163,7 +163,11 @@ class CeleryProbe:
             text = str(e)
             for s in self.url.secrets():
                 text = text.replace(s, "***")
-            raise BrokerError("%s: Celery %s failed (%s: %s)" % (self.url.where, what, type(e).__name__, text))
+            hint = ""
+            if getattr(self.url, "is_sentinel", False):
+                hint = ("; if the master just went down, the Sentinels promote a replica within seconds: "
+                        "run the check again")
+            raise BrokerError("%s: Celery %s failed (%s: %s)%s" % (self.url.where, what, type(e).__name__, text, hint))
 
     def ping(self, expected=None):
         """Names of the workers answering ping. With ``expected`` (a count or a list of node

@@ -331,8 +331,12 @@ def probe_celery(url, timeout, p, expected):
     try:
         probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
         online = probe.ping(expected)
+        client.ping()  # kombu ends a ping whose connection broke quietly: is the broker still there?
     except rc.BrokerError as e:
         return st.component(st.DOWN, str(e), queues=queues)
+    except (rc.redis.RedisError, OSError) as e:
+        return st.component(st.DOWN, "broker lost during the check: %s" % rc.describe_error(e, url, timeout),
+                            queues=queues)
     finally:
         if probe:
             probe.close()
