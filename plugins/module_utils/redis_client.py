@@ -84,6 +84,7 @@ class BrokerURL:
         self.master_name = None
         self.sentinel_password = sentinel_password or None
         self.master_where = None
+        self.sentinel_views = None
         entries = [e.strip() for e in (url or "").split(";") if e.strip()]
         if not entries:
             raise BrokerError("broker_url is empty")
@@ -305,7 +306,8 @@ def sentinel_summary(url, views):
     agree = [v for v in knowing if v["master"] == master]
     see_up = [v for v in agree if not v.get("master_down")]
     quorum = max([v.get("quorum") or 0 for v in agree] or [0]) or None
-    return dict(master_name=url.master_name, master=master, sentinels=len(views),
+    known = [v.get("num_replicas") for v in agree if v.get("num_replicas") is not None]
+    return dict(known_replicas=max(known) if known else None, master_name=url.master_name, master=master, sentinels=len(views),
                 sentinels_answering=len([v for v in views if v.get("answered")]),
                 sentinels_naming_master=len(agree), sentinels_seeing_master_up=len(see_up), quorum=quorum,
                 quorum_reached=bool(quorum) and len(see_up) >= quorum,
@@ -330,6 +332,7 @@ def resolve_master(url, timeout):
         raise BrokerError("the Redis Sentinels do not know a master named '%s' (%s): check sentinel_master_name "
                           "(or %s) against the app's master_name and 'sentinel monitor' in sentinel.conf"
                           % (url.master_name, detail, ENV_SENTINEL_MASTER))
+    url.sentinel_views = views
     summary = sentinel_summary(url, views)
     host, _sep, port = summary["master"].rpartition(":")
     url.host, url.port = host, int(port)
@@ -418,6 +421,52 @@ def _sentinel_context(sentence, url, views):
     return "%s; the master the Sentinels name is down%s" % (
         sentence, " (%d of %d Sentinels flag it down: a failover should follow)" % (len(down), len(views))
         if down else " (the Sentinels have not noticed yet)")
+
+
+def replication_figures(info):
+    """Role, replicas and their lag in bytes from ``INFO replication`` (as redis-py parses it):
+    ``{role, master_repl_offset, connected_replicas, replicas: [{address, state, offset,
+    lag_bytes, lag_seconds}]}``; a replica's own view adds ``master_link_status``."""
+    out = dict(role=info.get("role"), master_repl_offset=info.get("master_repl_offset"),
+               connected_replicas=int(info.get("connected_slaves") or 0), replicas=[])
+    top = int(info.get("master_repl_offset") or 0)
+    for key in sorted(info):
+        value = info[key]
+        if not (key.startswith("slave") and key[5:].isdigit() and isinstance(value, dict)):
+            continue
+        offset = int(value.get("offset") or 0)
+        out["replicas"].append(dict(address="%s:%s" % (value.get("ip"), value.get("port")), state=value.get("state"),
+                                    offset=offset, lag_bytes=max(0, top - offset), lag_seconds=value.get("lag")))
+    if out["role"] == "slave":
+        out.update(master_link_status=info.get("master_link_status"),
+                   master="%s:%s" % (info.get("master_host"), info.get("master_port")))
+    return out
+
+
+def replication_problems(figures, sentinel=None, expected_replicas=None, lag_bytes=None):
+    """The sentences that make Redis replication degraded (empty when fine). Pure logic.
+    ``sentinel`` is sentinel_summary()'s view; its known replicas count as expected ones."""
+    problems = []
+    online = [r for r in figures.get("replicas") or [] if r.get("state") == "online"]
+    expected = expected_replicas
+    if sentinel and sentinel.get("known_replicas") is not None:
+        expected = max(expected or 0, sentinel["known_replicas"])
+    if expected is not None and len(online) < expected:
+        problems.append("%d of %d replica(s) connected and online" % (len(online), expected))
+    if lag_bytes is not None:
+        for r in online:
+            if r["lag_bytes"] > lag_bytes:
+                problems.append("replica %s is %d bytes behind (max %d)" % (r["address"], r["lag_bytes"], lag_bytes))
+    if sentinel:
+        if sentinel["sentinels_answering"] < sentinel["sentinels"]:
+            problems.append("%d of %d Sentinels answered" % (sentinel["sentinels_answering"], sentinel["sentinels"]))
+        if sentinel.get("disagree"):
+            problems.append("Sentinels disagree on the master (%s besides %s)"
+                            % (", ".join(sentinel["disagree"]), sentinel["master"]))
+        if not sentinel["quorum_reached"]:
+            problems.append("only %d Sentinel(s) see the master up, quorum is %s: no failover could be agreed"
+                            % (sentinel["sentinels_seeing_master_up"], sentinel["quorum"]))
+    return problems
 
 
 def broker_from_params(module, url_key="broker_url", password_key="broker_password"):
