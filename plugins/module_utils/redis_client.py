@@ -463,9 +463,12 @@ def replication_problems(figures, sentinel=None, expected_replicas=None, lag_byt
         if sentinel.get("disagree"):
             problems.append("Sentinels disagree on the master (%s besides %s)"
                             % (", ".join(sentinel["disagree"]), sentinel["master"]))
-        if not sentinel["quorum_reached"]:
-            problems.append("only %d Sentinel(s) see the master up, quorum is %s: no failover could be agreed"
-                            % (sentinel["sentinels_seeing_master_up"], sentinel["quorum"]))
+        if sentinel.get("quorum") and sentinel["sentinels_answering"] < sentinel["quorum"]:
+            problems.append("only %d Sentinel(s) answer, fewer than the quorum of %s: no failover could be agreed"
+                            % (sentinel["sentinels_answering"], sentinel["quorum"]))
+        elif not sentinel["quorum_reached"]:
+            problems.append("only %d of %d Sentinels see the master up (quorum %s): they consider it down"
+                            % (sentinel["sentinels_seeing_master_up"], sentinel["sentinels"], sentinel["quorum"]))
     return problems
 
 

@@ -252,3 +252,40 @@ def test_master_killed_during_a_metrics_run_then_the_next_run_reads_the_new_mast
     assert success(found) == ({}, 1.0)
     assert value(found, "callcenter_celery_queue_length", queue="backlog") == 4
     assert value(found, "callcenter_celery_workers_online") == 2
+
+
+def test_system_status_shows_replicas_and_the_sentinels_view_through_a_failover(ansible, sentinel_stack):
+    rs, _cluster = sentinel_stack
+    a = args(rs, expected_workers=WORKERS)
+    r = ansible.module("system_status", a)
+    assert r.rc == 0, r
+    redis_c = r["components"]["redis"]
+    assert r["status"] == "ok", r["msg"]
+    assert redis_c["role"] == "master"
+    repl = redis_c["replication"]
+    assert repl["connected_replicas"] == 1 and repl["replicas"][0]["state"] == "online"
+    assert repl["replicas"][0]["address"] == "127.0.0.1:%d" % rs.replicas[0].port
+    assert repl["replicas"][0]["lag_bytes"] >= 0
+    sen = redis_c["sentinel"]
+    assert sen["master"] == "127.0.0.1:%d" % rs.master.port
+    assert (sen["sentinels"], sen["sentinels_answering"], sen["sentinels_seeing_master_up"]) == (3, 3, 3)
+    assert sen["quorum"] == 2 and sen["quorum_reached"] is True and sen["known_replicas"] == 1
+    assert r["components"]["celery"]["workers_online"] == 2
+    assert_no_secret(r)
+
+    old = rs.kill_master().port
+    r = ansible.module("system_status", a)
+    redis_c = r["components"]["redis"]
+    print("master killed: redis %s: %s" % (redis_c["status"], redis_c["reason"]))
+    assert redis_c["status"] == "down" and "127.0.0.1:%d" % old in redis_c["reason"], redis_c
+    assert r["components"]["celery"]["status"] == "down"
+    assert "Traceback" not in r.output
+
+    rs.wait_failover(old)
+    r = ansible.module("system_status", a)
+    redis_c = r["components"]["redis"]
+    print("after the failover: redis %s: %s" % (redis_c["status"], redis_c["reason"]))
+    assert redis_c["sentinel"]["master"] == "127.0.0.1:%d" % rs.replicas[0].port
+    assert redis_c["role"] == "master"
+    # the old master is a replica the Sentinels know, and it is gone
+    assert redis_c["status"] == "degraded" and "0 of 1 replica(s) connected and online" in redis_c["reason"], redis_c
