@@ -166,6 +166,3 @@ class PostgresReplica(PostgresCluster):
 def fresh_primary():
     """A PostgreSQL primary of its own (the session-wide ``postgres`` fixture is shared)."""
     return PostgresCluster().start()
-
-
-

@@ -99,6 +99,12 @@ def test_celery_health_and_purge_read_the_master_the_sentinels_name(ansible, sen
                        env=dict(CELERY_BROKER_SENTINEL_MASTER=rs.master_name,
                                 CELERY_BROKER_SENTINEL_PASSWORD=SENTINEL_PASSWORD))
     assert r.rc == 0 and r["queues"]["backlog"] == 7, r
+    # the playbook form of the README
+    r = ansible.playbook("callcenter.ops.celery_status", dict(
+        celery_expected_workers=2, celery_queues=QUEUES, celery_sentinel_master_name=rs.master_name),
+        env=dict(CELERY_BROKER_URL=rs.url, CELERY_BROKER_SENTINEL_PASSWORD=SENTINEL_PASSWORD))
+    assert r.rc == 0 and "failed=0" in r.output, r
+    assert PASSWORD not in r.output and SENTINEL_PASSWORD not in r.output
 
     r = ansible.module("celery_queue_purge", args(rs, queues=["backlog"]), check=True)
     assert r.rc == 0 and r["purged"] == {"backlog": 7}, r
@@ -168,7 +174,7 @@ def test_master_killed_during_celery_health_then_the_next_run_reads_the_new_mast
     t = threading.Thread(target=run)
     # ansible.module runs a subprocess: find it through the master instead of its handle
     t.start()
-    old_port, _ = kill_master_during_ping(rs, _Alive(t))
+    old_port, _waited = kill_master_during_ping(rs, _Alive(t))
     killed_at = time.monotonic()
     t.join(timeout + 60)
     assert not t.is_alive()
@@ -229,7 +235,7 @@ def test_master_killed_during_a_metrics_run_then_the_next_run_reads_the_new_mast
     proc = subprocess.Popen(["sh", "-c", cron_command(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        old_port, _ = kill_master_during_ping(rs, proc)
+        old_port, _waited = kill_master_during_ping(rs, proc)
         out, err = proc.communicate(timeout=4 * 3 + 5 + 10)
     finally:
         if proc.poll() is None:
