@@ -170,6 +170,14 @@ class BrokerURL:
     def is_sentinel(self):
         return self.scheme == "sentinel"
 
+    def sentinels_answering_first(self):
+        """The Sentinels, those that named the master first: kombu asks them one after the other,
+        each with the full socket timeout, so a dead first Sentinel would cost a whole timeout."""
+        if not self.sentinel_views:
+            return list(self.sentinels)
+        good = set(v["address"] for v in self.sentinel_views if v.get("knows_master"))
+        return sorted(self.sentinels, key=lambda hp: "%s:%s" % hp not in good)
+
     def sentinel_list(self):
         return ", ".join("%s:%s" % hp for hp in self.sentinels)
 
@@ -184,7 +192,7 @@ class BrokerURL:
             auth = "%s:%s@" % (quote(self.username or "", safe=""), quote(self.password, safe=""))
         if self.is_sentinel:  # kombu takes the master's password from the first entry
             return ";".join("sentinel://%s%s:%s/%s" % (auth if i == 0 else "", h, port, self.db)
-                            for i, (h, port) in enumerate(self.sentinels))
+                            for i, (h, port) in enumerate(self.sentinels_answering_first()))
         if self.path:
             return "redis+socket://%s" % self.path
         return "%s://%s%s:%s/%s" % (self.scheme, auth, self.host, self.port, self.db)

@@ -114,6 +114,18 @@ def test_celery_health_and_purge_read_the_master_the_sentinels_name(ansible, sen
     assert_no_secret(r)
 
 
+def test_a_dead_first_sentinel_costs_no_timeout(ansible, sentinel_stack, blackhole):
+    """kombu asks the Sentinels one after the other: the module hands it those that answered first."""
+    rs, _cluster = sentinel_stack
+    url = "sentinel://:%s@127.0.0.1:%d;%s" % (PASSWORD, blackhole, rs.url.replace(":%s@" % PASSWORD, ""))
+    r = ansible.module("celery_health", args(rs, broker_url=url, expected_workers=WORKERS, queues=QUEUES, timeout=2))
+    assert r.rc == 0, r
+    assert r["workers_online"] == 2
+    print("first Sentinel blackholed: module %.3fs" % r["duration"])
+    assert r["duration"] < 2 + 1.5, r  # the Sentinels are asked at once: one timeout, not two
+    assert_no_secret(r)
+
+
 @pytest.mark.parametrize("case", ["master name unknown", "no sentinel password", "wrong sentinel password",
                                   "no master name"])
 def test_sentinel_problems_are_sentences_within_the_timeout(ansible, sentinel_stack, case):

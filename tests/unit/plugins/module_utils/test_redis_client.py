@@ -81,3 +81,9 @@ def test_replication_figures_and_problems_from_info_replication():
     assert rc.replication_problems(rc.replication_figures({"role": "master", "connected_slaves": 0}),
                                    dict(known_replicas=1, sentinels=3, sentinels_answering=3, disagree=[],
                                         quorum_reached=True)) == ["0 of 1 replica(s) connected and online"]
+
+
+def test_kombu_gets_the_sentinels_that_answered_first_with_the_master_password():
+    u = rc.BrokerURL("sentinel://:pw@dead:26379;sentinel://alive:26379", master_name="m")
+    u.sentinel_views = [dict(address="dead:26379", knows_master=False), dict(address="alive:26379", knows_master=True)]
+    assert u.celery_url() == "sentinel://:pw@alive:26379/0;sentinel://dead:26379/0"
