@@ -69,7 +69,9 @@ options:
       - Seconds to wait for Redis and for the workers' replies. Must be greater than 0 and at
         most 86400; C(nan) and C(inf) are refused.
       - Redis being down is reported at once (no retries); a worker that does not answer
-        costs at most this long.
+        costs at most this long. A Celery call whose broker connection breaks meanwhile (a
+        Sentinel master killed mid-call, which kombu keeps retrying) is abandoned after this
+        long plus 1 second, with a sentence.
     type: float
     default: 2.0
   validate_certs:

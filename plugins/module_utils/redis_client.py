@@ -427,7 +427,7 @@ def _sentinel_context(sentence, url, views):
         return sentence
     down = [v for v in views if v.get("master_down")]
     return "%s; the master the Sentinels name is down%s" % (
-        sentence, " (%d of %d Sentinels flag it down: a failover should follow)" % (len(down), len(views))
+        sentence, " (%d of %d Sentinels flag it down: they promote a replica, if one is up)" % (len(down), len(views))
         if down else " (the Sentinels have not noticed yet)")
 
 

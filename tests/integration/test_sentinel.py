@@ -292,7 +292,8 @@ def test_system_status_shows_replicas_and_the_sentinels_view_through_a_failover(
     assert_no_secret(r)
 
     old = rs.kill_master().port
-    rs.wait_failover(old)
+    print("master killed -> replica promoted (all Sentinels agree, it answers as master): %.2fs"
+          % rs.wait_failover(old))
     r = ansible.module("system_status", a)
     redis_c = r["components"]["redis"]
     print("after the failover: redis %s: %s" % (redis_c["status"], redis_c["reason"]))
