@@ -422,6 +422,16 @@ def open_checked(url, timeout, validate_certs=True, ca_path=None):
     return client
 
 
+def still_up(url, timeout):
+    """Raise redis-py's error when the broker ``url`` points at (after open_checked) no longer
+    answers PING: kombu may end a call whose connection broke quietly, with the replies so far."""
+    client = connect(url, timeout)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
 def _sentinel_context(sentence, url, views):
     if views is None:
         return sentence
