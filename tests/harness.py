@@ -101,11 +101,16 @@ class RedisServer:
         import redis
         return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
 
-    def start(self):
+    def command(self):
+        """redis-server's command line (tests/replication.py adds replication to it)."""
         cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.dir / "redis.log")]
         if self.password:
             cmd += ["--requirepass", self.password]
+        return cmd
+
+    def start(self):
+        cmd = self.command()
         self.proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.client().ping(), 10, "redis-server on port %d" % self.port)
         return self

@@ -16,6 +16,7 @@ import json
 from functools import partial
 import os
 import stat
+import threading
 
 try:
     from ansible_collections.callcenter.ops.plugins.module_utils.redis_client import BrokerError
@@ -37,6 +38,9 @@ KOMBU_PRIORITY_STEPS = tuple(range(10))
 UNACKED_KEY = "unacked"
 BINDING_PREFIX = "_kombu.binding."
 UNACKED_SCAN_LIMIT = 100000
+# Seconds a Celery call may take beyond its own timeout (connecting, declaring the reply queue)
+# before it is abandoned.
+CALL_GRACE = 1.0
 BEAT_SUFFIXES = (".db", ".dat", ".dir", ".bak")
 
 try:
@@ -137,8 +141,10 @@ class CeleryProbe:
 
         self.url = url
         self.timeout = timeout
+        self.abandoned = False
         self.app = Celery("callcenter_ops_probe", broker=url.celery_url(), set_as_current=False)
-        transport = dict(socket_timeout=timeout, socket_connect_timeout=timeout, max_connections=2)
+        # the app's own transport options where they matter (Sentinel: master_name, sentinel_kwargs)
+        transport = url.transport_options(timeout)
         self.app.conf.update(
             broker_connection_retry=False,
             broker_connection_retry_on_startup=False,
@@ -156,13 +162,35 @@ class CeleryProbe:
             self.app.conf.broker_use_ssl = opts
 
     def _call(self, what, func):
-        try:
-            return func()
-        except Exception as e:  # kombu raises many types; all become one clear sentence
+        """Run one Celery call with a hard deadline of ``timeout`` + CALL_GRACE seconds: kombu
+        retries a connection that broke during the call (a Sentinel master killed mid-ping took
+        11.6 s with timeout 4), so the call runs in a daemon thread that is abandoned at the deadline."""
+        outcome = {}
+
+        def run():
+            try:
+                outcome["value"] = func()
+            except Exception as e:  # kombu raises many types; all become one clear sentence
+                outcome["error"] = e
+
+        worker = threading.Thread(target=run, name="celery-%s" % what)
+        worker.daemon = True
+        worker.start()
+        worker.join(self.timeout + CALL_GRACE)
+        hint = ""
+        if getattr(self.url, "is_sentinel", False):
+            hint = "; if the master just went down, the Sentinels promote a replica within seconds: run the check again"
+        if worker.is_alive():
+            self.abandoned = True  # its connection is still in use: close() must not wait for it
+            raise BrokerError("%s: Celery %s did not finish within %ss (the broker connection broke during the call, "
+                              "and kombu kept retrying)%s" % (self.url.where, what, self.timeout + CALL_GRACE, hint))
+        if "error" in outcome:
+            e = outcome["error"]
             text = str(e)
             for s in self.url.secrets():
                 text = text.replace(s, "***")
-            raise BrokerError("%s: Celery %s failed (%s: %s)" % (self.url.where, what, type(e).__name__, text))
+            raise BrokerError("%s: Celery %s failed (%s: %s)%s" % (self.url.where, what, type(e).__name__, text, hint))
+        return outcome.get("value")
 
     def ping(self, expected=None):
         """Names of the workers answering ping. With ``expected`` (a count or a list of node
@@ -198,6 +226,8 @@ class CeleryProbe:
         return sorted(queues)
 
     def close(self):
+        if self.abandoned:
+            return
         try:
             self.app.close()
         except Exception:

@@ -140,6 +140,14 @@ EXAMPLES = r'''
 # ad-hoc task's arguments are printed by ansible-core):
 # read -rs CELERY_BROKER_PASSWORD && export CELERY_BROKER_PASSWORD
 # ansible workers -m callcenter.ops.celery_health -a 'broker_url=redis://127.0.0.1:6379/0 expected_workers=2'
+
+- name: The same behind Redis Sentinel (the app's broker URL and master_name)
+  callcenter.ops.celery_health:
+    broker_url: sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379;sentinel://10.0.0.3:26379/0
+    sentinel_master_name: callcenter
+    broker_password: "{{ vault_redis_password }}"
+    sentinel_password: "{{ vault_sentinel_password }}"
+    expected_workers: 2
 '''
 
 RETURN = r'''
@@ -159,6 +167,13 @@ broker:
   returned: always
   type: str
   sample: redis://:***@127.0.0.1:6379/0
+broker_master:
+  description:
+    - For a C(sentinel://) O(broker_url), the master the Sentinels named (C(host:port)), which the
+      queues were read from.
+  returned: when O(broker_url) names Sentinels and they named a master
+  type: str
+  sample: 10.0.0.2:6379
 workers_online:
   description: Number of workers that answered ping.
   returned: always
@@ -248,6 +263,9 @@ def run_check(module, url, expected):
     except rc.BrokerError as e:
         result["problems"].insert(0, str(e))
         return result
+    finally:
+        if url.master_where:
+            result["broker_master"] = url.master_where
 
     probe = None
     try:

@@ -100,6 +100,13 @@ broker:
   returned: always
   type: str
   sample: redis://127.0.0.1:6379/0
+broker_master:
+  description:
+    - For a C(sentinel://) O(broker_url), the master the Sentinels named (C(host:port)), which the
+      queues were purged on.
+  returned: when O(broker_url) names Sentinels and they named a master
+  type: str
+  sample: 10.0.0.2:6379
 '''
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
@@ -134,6 +141,8 @@ def main():
     result = dict(changed=False, purged={}, total=0, unknown_queues=[], broker=url.safe)
     try:
         client = rc.open_checked(url, p["timeout"], p["validate_certs"], p["ca_path"])
+        if url.master_where:
+            result["broker_master"] = url.master_where
         details = cc.queue_depths(client, queues, p["priority_steps"])
         unknown = [q for q in queues if not details[q]["exists"]]
         result["unknown_queues"] = unknown

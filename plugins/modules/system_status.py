@@ -24,6 +24,10 @@ description:
   - Each component gets C(ok), C(degraded) or C(down) with a reason; the overall status is the
     worst. A component that is down never hides the others.
   - Only the components whose options are given are read.
+  - Replication is part of the view - Redis replicas and their lag, and behind Sentinel the Sentinels'
+    view of the master (how many see it, whether they reach their quorum); PostgreSQL's
+    C(pg_stat_replication) on the primary and replay lag on each of O(pg_replicas). A lost or lagging
+    replica is C(degraded); no reachable Redis master is C(down).
   - Read-only. Fails only when O(fail_on) says so.
 author:
   - callcenter.ops maintainers (@callcenter-ops)
@@ -49,6 +53,7 @@ options:
     description:
       - Per-component timeouts overriding O(timeout), for example C(postgres=5) as a dict.
       - Keys are app, celery, redis, postgres, backup, flower, alerts; each value follows the rules of O(timeout).
+        The C(postgres) timeout applies to the replicas of O(pg_replicas) too.
     type: dict
     default: {}
   expected_workers:
@@ -71,6 +76,18 @@ options:
       - C(used_memory / maxmemory) above which C(redis) is degraded.
     type: float
     default: 0.9
+  redis_expected_replicas:
+    description:
+      - Redis replicas that should be connected to the master and online; fewer makes C(redis) degraded.
+      - With a C(sentinel://) O(broker_url) the replicas the Sentinels know count as expected too, so a
+        replica that went away is noticed without this option.
+    type: int
+  redis_replication_lag_bytes_degraded:
+    description:
+      - Bytes of replication stream (the master's offset minus the replica's) a Redis replica may be behind
+        before C(redis) is degraded.
+    type: int
+    default: 1048576
   pg_host:
     description:
       - PostgreSQL host; enables the C(postgres) component.
@@ -99,6 +116,30 @@ options:
       - Client connections over C(max_connections) above which C(postgres) is degraded.
     type: float
     default: 0.8
+  pg_replicas:
+    description:
+      - PostgreSQL streaming replicas, as C(host) or C(host:port) (default port O(pg_port)), read with the
+        same user, password and database as O(pg_host). Each becomes a component of its own,
+        C(postgres@host:port), with its replay lag.
+      - A replica that cannot be reached is C(degraded), not C(down) - the primary still serves.
+    type: list
+    elements: str
+    default: []
+  pg_expected_replicas:
+    description:
+      - Replicas that should stream from O(pg_host) (its C(pg_stat_replication)); fewer makes C(postgres)
+        degraded. Defaults to the number of O(pg_replicas), or no expectation without them.
+    type: int
+  pg_replication_lag_bytes_degraded:
+    description:
+      - WAL bytes a replica may be behind in replay before its server (and the primary's view) is degraded.
+    type: int
+    default: 16777216
+  pg_replication_lag_seconds_degraded:
+    description:
+      - Seconds a replica may be behind in replay before it is degraded.
+    type: float
+    default: 30
   backup_dir:
     description:
       - Directory of the backups; enables the C(backup) component.
@@ -191,6 +232,65 @@ components:
            "flower": {"status": "ok", "reason": "", "url": "http://127.0.0.1:5555/", "http_status": 401,
                       "auth": true, "credentials": "accepted", "duration": 0.01}}
   contains:
+    redis:
+      description:
+        - Redis's memory (C(used_memory), C(used_memory_human), C(maxmemory), C(mem_fragmentation_ratio)),
+          C(connected_clients), C(role) and C(redis_version).
+        - C(replication) from C(INFO replication) - C(role), C(master_repl_offset), C(connected_replicas) and
+          C(replicas), one per replica with its C(address), C(state), C(offset), C(lag_bytes) (the master's
+          offset minus the replica's) and C(lag_seconds) (since its last acknowledgement).
+        - For a C(sentinel://) O(broker_url), C(sentinel) - the Sentinels' view - C(master_name), C(master)
+          (C(host:port) most Sentinels name), C(sentinels), C(sentinels_answering), C(sentinels_naming_master),
+          C(sentinels_seeing_master_up), C(quorum), C(quorum_reached), C(known_replicas) (replicas the Sentinels
+          know, online or not), C(disagree) (other masters named) and C(views), each Sentinel's own answer
+          (C(address), C(answered), C(knows_master), C(error), C(master), C(flags), C(master_down), C(quorum),
+          C(num_other_sentinels), C(num_replicas)).
+        - C(degraded) when a replica is missing (fewer online than the Sentinels know or
+          O(redis_expected_replicas)) or more than O(redis_replication_lag_bytes_degraded) behind, when a
+          Sentinel does not answer or they disagree, or when fewer Sentinels than the quorum see the master;
+          C(down) when no master is reachable (the reason says whether no Sentinel answered, they do not know
+          the name, or the master they name is down).
+      returned: when O(broker_url) is given
+      type: dict
+      sample: {"status": "degraded", "reason": "0 of 1 replica(s) connected and online", "role": "master",
+               "replication": {"role": "master", "master_repl_offset": 5321, "connected_replicas": 0, "replicas": []},
+               "sentinel": {"master_name": "callcenter", "master": "10.0.0.2:6379", "sentinels": 3,
+                            "sentinels_answering": 3, "sentinels_naming_master": 3, "sentinels_seeing_master_up": 3,
+                            "quorum": 2, "quorum_reached": true, "known_replicas": 1, "disagree": [], "views": []}}
+    postgres:
+      description:
+        - The server of O(pg_host) - C(dsn) (without password), C(connections), C(max_connections),
+          C(database_size), C(server_version), C(role) (V(primary) or V(replica)) and C(replication).
+        - On a primary C(replication.replicas) lists C(pg_stat_replication) - C(name) (application_name),
+          C(client_addr), C(state), C(sync_state), C(sent_lag_bytes), C(replay_lag_bytes),
+          C(write_lag_seconds), C(flush_lag_seconds), C(replay_lag_seconds) (null while PostgreSQL has no
+          measure). The LSN figures need a superuser or a member of C(pg_monitor) as O(pg_user).
+        - On a replica C(replication) has C(replay_lag_bytes) (received, not yet replayed),
+          C(replay_lag_seconds) (age of the last replayed transaction while WAL waits, else 0; null
+          until the replica has replayed a transaction),
+          C(replay_paused), C(wal_receiver) (V(streaming) when connected) and C(upstream) (C(host:port)).
+        - C(degraded) when fewer replicas stream than O(pg_expected_replicas) (default - as many as
+          O(pg_replicas)), a replica is not streaming, or one lags more than
+          O(pg_replication_lag_bytes_degraded) or O(pg_replication_lag_seconds_degraded).
+      returned: when O(pg_host) is given
+      type: dict
+      sample: {"status": "ok", "reason": "", "role": "primary", "connections": 3, "max_connections": 100,
+               "replication": {"replicas": [{"name": "walreceiver", "client_addr": "10.0.0.6", "state": "streaming",
+                                             "sync_state": "async", "sent_lag_bytes": 0, "replay_lag_bytes": 0,
+                                             "write_lag_seconds": 0.001, "flush_lag_seconds": 0.002,
+                                             "replay_lag_seconds": 0.002}]}}
+    "postgres@<host>:<port>":
+      description:
+        - One per entry of O(pg_replicas), named after it, with the same keys as C(postgres) (on a replica).
+        - C(degraded) when replay is paused, the replica does not stream from a primary, lags more than
+          the thresholds, is not in recovery at all (promoted), or cannot be reached (then only C(dsn) and
+          C(role)) - the primary still serves, so a lost replica never makes the platform C(down).
+      returned: for each entry of O(pg_replicas)
+      type: dict
+      sample: {"status": "degraded", "reason": "WAL replay is paused (pg_wal_replay_resume() continues it); replay 52000 bytes behind (max 16777216)",
+               "role": "replica", "replication": {"replay_lag_bytes": 52000, "replay_lag_seconds": 12.5,
+                                                  "replay_paused": true, "wal_receiver": "streaming",
+                                                  "upstream": "10.0.0.5:5432"}}
     flower:
       description:
         - Flower's C(url) (without user info), C(http_status) of C(/) without credentials,
@@ -263,6 +363,7 @@ import_duration:
 '''
 
 import datetime
+from functools import partial
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
@@ -303,17 +404,33 @@ def probe_redis(url, timeout, p):
         client = rc.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
         info = client.info()
     except rc.BrokerError as e:
-        return st.component(st.DOWN, str(e))
+        return st.component(st.DOWN, str(e), **sentinel_data(url))
     except rc.redis.RedisError as e:
-        return st.component(st.DOWN, rc.describe_error(e, url, timeout))
+        return st.component(st.DOWN, rc.describe_error(e, url, timeout), **sentinel_data(url))
     used, maxmem = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
     data = dict(used_memory=used, used_memory_human=info.get("used_memory_human"), maxmemory=maxmem,
                 mem_fragmentation_ratio=info.get("mem_fragmentation_ratio"),
                 connected_clients=info.get("connected_clients"), role=info.get("role"),
                 redis_version=info.get("redis_version"))
+    data["replication"] = rc.replication_figures(info)
+    data.update(sentinel_data(url))
+    reasons = []
     if maxmem and used / float(maxmem) > p["redis_memory_ratio_degraded"]:
-        return st.component(st.DEGRADED, "memory %.0f %% of maxmemory" % (100.0 * used / maxmem), **data)
+        reasons.append("memory %.0f %% of maxmemory" % (100.0 * used / maxmem))
+    reasons += rc.replication_problems(data["replication"], data.get("sentinel"), p["redis_expected_replicas"],
+                                       p["redis_replication_lag_bytes_degraded"])
+    if reasons:
+        return st.component(st.DEGRADED, "; ".join(reasons), **data)
     return st.component(st.OK, "", **data)
+
+
+def sentinel_data(url):
+    """The Sentinels' view (when broker_url names Sentinels and they were asked)."""
+    if not url.is_sentinel or not url.sentinel_views:
+        return {}
+    summary = rc.sentinel_summary(url, url.sentinel_views)
+    summary["views"] = url.sentinel_views
+    return dict(sentinel=summary)
 
 
 def probe_celery(url, timeout, p, expected):
@@ -331,8 +448,12 @@ def probe_celery(url, timeout, p, expected):
     try:
         probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
         online = probe.ping(expected)
+        client.ping()  # kombu ends a ping whose connection broke quietly: is the broker still there?
     except rc.BrokerError as e:
         return st.component(st.DOWN, str(e), queues=queues)
+    except (rc.redis.RedisError, OSError) as e:
+        return st.component(st.DOWN, "broker lost during the check: %s" % rc.describe_error(e, url, timeout),
+                            queues=queues)
     finally:
         if probe:
             probe.close()
@@ -345,20 +466,51 @@ def probe_celery(url, timeout, p, expected):
     return st.component(st.OK, "", **data)
 
 
-def probe_postgres(p, timeout):
+def probe_postgres(p, timeout, host=None, port=None, replica=False):
+    """The primary (pg_host) or one of pg_replicas: load figures and where it stands in
+    replication. A replica that cannot be reached is degraded, not down: the primary serves."""
     if not pg.HAS_PSYCOPG:
         return st.component(st.DOWN, missing_required_lib("psycopg"))
-    dsn = pg.safe_dsn(p["pg_host"], p["pg_port"], p["pg_database"], p["pg_user"])
+    host = host or p["pg_host"]
+    port = port or p["pg_port"]
+    dsn = pg.safe_dsn(host, port, p["pg_database"], p["pg_user"])
     try:
-        conn = pg.connect(p["pg_host"], p["pg_port"], p["pg_user"], p["pg_password"], p["pg_database"], timeout)
+        conn = pg.connect(host, port, p["pg_user"], p["pg_password"], p["pg_database"], timeout)
+        replication = pg.replication_status(conn)
         data = pg.server_load(conn)
     except pg.PostgresError as e:
+        if replica:
+            return st.component(st.DEGRADED, "replica unreachable: %s (the primary still serves; it runs without "
+                                             "this copy)" % e, dsn=dsn, role="replica")
         return st.component(st.DOWN, str(e), dsn=dsn)
-    data["dsn"] = dsn
+    data.update(dsn=dsn, role=replication.pop("role"), replication=replication)
+    reasons = []
     if data["connections"] > p["pg_connections_ratio_degraded"] * data["max_connections"]:
-        return st.component(st.DEGRADED, "%d of %d connections in use" % (data["connections"], data["max_connections"]),
-                            **data)
+        reasons.append("%d of %d connections in use" % (data["connections"], data["max_connections"]))
+    if replica and data["role"] != "replica":
+        reasons.append("given as a replica but not in recovery: was it promoted? Two primaries split the data")
+    expected = None
+    if not replica:
+        expected = p["pg_expected_replicas"] if p["pg_expected_replicas"] is not None else (
+            len(p["pg_replicas"]) if p["pg_replicas"] else None)
+    reasons += pg.replication_problems(dict(replication, role=data["role"]), expected,
+                                       p["pg_replication_lag_bytes_degraded"], p["pg_replication_lag_seconds_degraded"])
+    if reasons:
+        return st.component(st.DEGRADED, "; ".join(reasons), **data)
     return st.component(st.OK, "", **data)
+
+
+def pg_replica_targets(module):
+    """``[(component name, host, port)]`` of pg_replicas (``host`` or ``host:port``)."""
+    out = []
+    for item in module.params["pg_replicas"] or []:
+        host, sep, port = str(item).strip().rpartition(":")
+        if not sep:
+            host, port = port, str(module.params["pg_port"])
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            module.fail_json(msg="pg_replicas entry %r is not host or host:port" % item)
+        out.append(("postgres@%s:%s" % (host, port), host, int(port)))
+    return out
 
 
 def probe_backup(p, max_age):
@@ -481,12 +633,18 @@ def main():
         queues=dict(type="list", elements="str", default=["quality", "stats"]),
         max_queue_length=dict(type="int", default=500),
         redis_memory_ratio_degraded=dict(type="float", default=0.9),
+        redis_expected_replicas=dict(type="int"),
+        redis_replication_lag_bytes_degraded=dict(type="int", default=1048576),
         pg_host=dict(type="str"),
         pg_port=dict(type="int", default=5432),
         pg_user=dict(type="str", default="postgres"),
         pg_password=dict(type="str", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
         pg_database=dict(type="str", default="postgres"),
         pg_connections_ratio_degraded=dict(type="float", default=0.8),
+        pg_replicas=dict(type="list", elements="str", default=[]),
+        pg_expected_replicas=dict(type="int"),
+        pg_replication_lag_bytes_degraded=dict(type="int", default=16777216),
+        pg_replication_lag_seconds_degraded=dict(type="float", default=30),
         backup_dir=dict(type="path"),
         backup_pattern=dict(type="str", default="*.dump.gz"),
         backup_max_age=dict(type="str", default="26h"),
@@ -532,6 +690,9 @@ def main():
         probes["celery"] = lambda: probe_celery(url, timeouts["celery"], p, expected)
     if p["pg_host"]:
         probes["postgres"] = lambda: probe_postgres(p, timeouts["postgres"])
+    for name, host, port in pg_replica_targets(module):
+        probes[name] = partial(probe_postgres, p, timeouts["postgres"], host, port, True)
+        timeouts[name] = timeouts["postgres"]
     if p["backup_dir"]:
         probes["backup"] = lambda: probe_backup(p, max_age)
     if p["flower_url"]:
@@ -542,7 +703,7 @@ def main():
         probes["alerts"] = lambda: am.probe(am_url, timeouts["alerts"], p["alerts_severity_status"],
                                             p["validate_certs"], p["ca_path"], basic_auth=am_credentials)
     if not probes:
-        module.fail_json(msg="nothing to check: give at least one of app_url, broker_url, pg_host, backup_dir, "
+        module.fail_json(msg="nothing to check: give at least one of app_url, broker_url, pg_host, pg_replicas, backup_dir, "
                              "flower_url, alertmanager_url")
 
     # Import the heavy libraries once, before the clock of the components starts: imports hold

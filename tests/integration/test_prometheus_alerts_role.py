@@ -31,7 +31,8 @@ def test_every_rule_passes_its_promtool_unit_tests(ansible, tmp_path):
     assert r.rc == 0, r
     rules = tmp_path / "rules"
     assert sorted(p.name for p in rules.iterdir()) == [
-        "callcenter-app.rules.yml", "callcenter-backup.rules.yml", "callcenter-celery.rules.yml"]
+        "callcenter-app.rules.yml", "callcenter-backup.rules.yml", "callcenter-celery.rules.yml",
+        "callcenter-replication.rules.yml"]
     shutil.copy(REPO / "tests" / "promtool" / "callcenter_rules_test.yml", rules)
     p = subprocess.run([PROMTOOL, "test", "rules", "callcenter_rules_test.yml"], cwd=rules, capture_output=True,
                        text=True, check=False)
@@ -114,3 +115,23 @@ def test_without_the_watchdog_every_other_alert_stays(ansible, tmp_path):
     assert r.rc == 0, r
     celery = (tmp_path / "rules" / "callcenter-celery.rules.yml").read_text()
     assert "Watchdog" not in celery and "CeleryWorkerDown" in celery
+
+
+def test_replication_rules_pass_their_promtool_tests_and_follow_the_thresholds(ansible, tmp_path):
+    """RedisReplicaLost, RedisReplicationLag, RedisSentinelFailover, PostgresReplicaLost and
+    PostgresReplicationLag (tests/promtool/callcenter_replication_test.yml); one threshold changed
+    keeps the others; prometheus_alerts_replication=false removes the file."""
+    r = apply(ansible, tmp_path)
+    assert r.rc == 0, r
+    rules = tmp_path / "rules"
+    shutil.copy(REPO / "tests" / "promtool" / "callcenter_replication_test.yml", rules)
+    p = subprocess.run([PROMTOOL, "test", "rules", "callcenter_replication_test.yml"], cwd=rules, capture_output=True,
+                       text=True, check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    r = apply(ansible, tmp_path, prometheus_alerts_thresholds={"postgres_replication_lag_bytes": 1000})
+    assert r.rc == 0, r
+    text = (rules / "callcenter-replication.rules.yml").read_text()
+    assert "> 1000\n" in text and "redis_connected_slave_offset_bytes) > 1048576" in text
+    r = apply(ansible, tmp_path, prometheus_alerts_replication=False)
+    assert r.rc == 0, r
+    assert not (rules / "callcenter-replication.rules.yml").exists()

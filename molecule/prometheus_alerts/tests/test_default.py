@@ -14,7 +14,10 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 EXPECTED = {"CeleryWorkerDown", "FlowerDown", "CeleryQueueBacklog", "CircuitBreakerOpen", "HighTransferRate",
             "HighLatency", "OperatorQueueOverflow", "BackupVerificationFailed", "BackupTooOld",
             "CeleryBeatEntryStale", "CeleryMetricsFailed", "CeleryMetricsStale", "FlowerNeverScraped",
-            "MetricsTextfileStale", "MetricsTextfileScrapeError", "Watchdog"}
+            "MetricsTextfileStale", "MetricsTextfileScrapeError", "Watchdog",
+            # callcenter-replication.rules.yml
+            "RedisReplicaLost", "RedisReplicationLag", "RedisSentinelFailover", "PostgresReplicaLost",
+            "PostgresReplicationLag"}
 
 
 def get(path):
