@@ -1,0 +1,112 @@
+"""Alerts that start their runbook, end to end with the real programs: a fault reaches
+Alertmanager through Prometheus, Alertmanager's second receiver hands it to ansible-rulebook
+(the collection's rulebook and event source), and the collection's playbook posts its diagnosis
+to Telegram (the Bot API stand-in), after the page. One stack (tests/harness.py, tests/eda.py)
+on free ports in a temp dir with the demo's short timings."""
+
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from conftest import Stack
+
+import eda
+
+LOOP_TIMEOUT = 180  # seconds; a killed worker pages after ~35 s with the stack's timings
+
+
+@pytest.fixture(scope="module")
+def stack(ansible):
+    root = tempfile.mkdtemp(prefix="ccops-eda-")
+    os.chmod(root, 0o711)  # the postgres user reaches the cluster under it
+    s = Stack(os.path.join(root, "stack"), ansible_env=ansible.env, host="edaloop")
+    eda.enable(s, remediation=False)
+    try:
+        s.up()
+        yield s
+    finally:
+        eda.reload_state(s)
+        s.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def set_remediation(stack, on):
+    """The rulebook copies its inventory for every playbook run: switching takes effect at once."""
+    stack.state["eda"]["remediation"] = on
+    stack.save()
+    eda.write_config(stack)
+
+
+def test_alertmanager_sends_every_page_to_the_rulebook_too(stack):
+    original = json.loads(__import__("urllib.request").request.urlopen(
+        stack.url("alertmanager", "/api/v2/status"), timeout=5).read())["config"]["original"]
+    assert stack.state["eda_webhook_url"] in original and "telegram_configs" in original
+    assert eda.healthy(stack)
+
+
+def test_killed_worker_gets_a_diagnosis_naming_it_after_the_page(stack):
+    mark = len(stack.telegram_messages())
+    stack.incident("worker-down")
+    page, seconds = stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT)
+    diagnosis = eda.wait_message(stack, lambda t: t.startswith("Diagnosis: Celery worker w1@edaloop"), 60,
+                                 since=mark, what="diagnosis of the killed worker")
+    print("kill -9 -> page %.0f s; page -> diagnosis %.1f s" % (seconds, diagnosis["time"] - page["time"]))
+    text = diagnosis["text"]
+    assert diagnosis["time"] >= page["time"]
+    assert "w1@edaloop: does NOT answer ping" in text, text
+    assert "Workers online: w2@edaloop" in text, text
+    assert "ActiveState=failed" in text and "gone" in text, text       # what the host (the harness) says
+    assert "Done automatically: read-only diagnosis. Remediation is off" in text, text
+    assert "celery-worker-down.html" in text and "firing since 20" in text, text
+    assert stack.secret("telegram") not in text
+    entries = [e for e in eda.audit(stack) if e["alert"] == "CeleryWorkerDown"]
+    assert entries and entries[-1]["result"] == "posted" and entries[-1]["who"].startswith("ansible-rulebook rule")
+    stack.heal()
+    stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT, resolved=True)
+
+
+def test_with_remediation_the_worker_is_restarted_answers_ping_and_the_alert_resolves(stack):
+    set_remediation(stack, True)
+    mark = len(stack.telegram_messages())
+    stack.state["telegram_mark"] = mark
+    stack.save()
+    pid = stack.state["pids"]["worker-w2"]["pid"]
+    __import__("os").killpg(pid, __import__("signal").SIGKILL)   # our own worker, PID from our state file
+    stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT)
+    diagnosis = eda.wait_message(stack, lambda t: t.startswith("Diagnosis: Celery worker w2@edaloop"), 60,
+                                 since=mark, what="diagnosis of w2")
+    assert "Restarting worker-w2 (harness) on edaloop now" in diagnosis["text"], diagnosis["text"]
+    outcome = eda.wait_message(stack, lambda t: t.startswith("Remediation: Celery worker w2@edaloop"), 120,
+                               since=mark, what="remediation outcome")
+    assert "restarted and answers ping" in outcome["text"], outcome["text"]
+    assert "Done automatically: restarted worker-w2 (harness) on edaloop once" in outcome["text"]
+    eda.reload_state(stack)
+    assert stack.running("worker-w2") and stack.state["pids"]["worker-w2"]["pid"] != pid
+    resolved, seconds = stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT, resolved=True)
+    print("restart -> resolved %.0f s" % seconds)
+    restarts = [e for e in eda.audit(stack) if e.get("action") == "restart"]
+    assert len(restarts) == 1 and restarts[0]["target"] == "w2@edaloop" and restarts[0]["outcome"] == "ok"
+    set_remediation(stack, False)
+
+
+def test_corrupt_newest_backup_gets_a_diagnosis_naming_the_newest_good_one(stack):
+    backups = stack.dir / "backups"
+    newest = max(backups.glob("*.dump.gz"), key=lambda f: f.stat().st_mtime)
+    older = backups / "callcenter-2000-01-01.dump.gz"
+    shutil.copy2(str(newest), str(older))
+    day_ago = time.time() - 86400
+    os.utime(str(older), (day_ago, day_ago))
+    mark = len(stack.telegram_messages())
+    stack.incident("backup-corrupt")
+    stack.wait_alert("BackupVerificationFailed", LOOP_TIMEOUT)
+    diagnosis = eda.wait_message(stack, lambda t: t.startswith("Diagnosis: backup"), 90, since=mark,
+                                 what="diagnosis of the corrupt backup")
+    text = diagnosis["text"]
+    assert "Failed file: %s" % newest in text and "truncated" in text, text
+    assert "Newest good backup: %s, 24.0 h old" % older in text, text
+    assert "GiB free" in text, text
+    stack.heal()
