@@ -51,6 +51,7 @@ def java_home():
 
 def enable(stack, remediation=False, dry_run=False):
     """Before ``stack.up()``: Alertmanager's second receiver goes to the rulebook's port."""
+    stack.dir.mkdir(parents=True, exist_ok=True)
     stack.ports.setdefault("eda", __import__("harness").free_port())
     stack.state["eda"] = {"remediation": remediation, "dry_run": dry_run}
     stack.state["eda_webhook_url"] = "http://127.0.0.1:%d/alerts" % stack.ports["eda"]
@@ -77,6 +78,7 @@ def inventory(stack):
         "alert_actions_worker_restart_command": " ".join(me + ["restart", "{short}"]),
         "alert_actions_restart_verify_timeout": 60,
         "alert_actions_queues": ["quality", "stats"],
+        "alert_actions_expected_workers": stack.nodes(),
         "system_status_app_url": stack.url("app"), "system_status_expected_workers": stack.nodes(),
         "system_status_pg_host": "127.0.0.1", "system_status_pg_port": stack.ports["postgres"],
         "system_status_pg_database": "callcenter", "system_status_backup_dir": str(d / "backups"),
@@ -167,6 +169,27 @@ def show_diagnosis(stack, alertname, timeout):
     log("Event-Driven Ansible's diagnosis %.0f s after the page (ansible-rulebook -> callcenter.ops playbook):"
         % (time.monotonic() - started))
     print("\n" + m.get("text", "") + "\n")
+
+
+class AlertmanagerClient:
+    """POST an alert to the stack's Alertmanager as Prometheus would, and wait until it fires."""
+
+    def __init__(self, stack):
+        self.stack = stack
+
+    def post(self, node, instance, timeout=10):
+        import urllib.request
+        from harness import wait_for
+        alert = {"labels": {"alertname": "CeleryWorkerDown", "severity": "critical", "worker": node,
+                            "instance": instance},
+                 "annotations": {"summary": "Celery worker %s is down" % node,
+                                 "runbook_url": self.stack.url("runbooks", "/celery-worker-down.html")}}
+        req = urllib.request.Request(self.stack.url("alertmanager", "/api/v2/alerts"), data=json.dumps([alert]).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status == 200
+        wait_for(lambda: any(a["labels"].get("worker") == node for a in self.stack.firing()), timeout,
+                 "%s firing in Alertmanager" % node)
 
 
 def audit(stack):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import Stack
+from conftest import Stack, wait_for
 
 import eda
 
@@ -54,6 +54,7 @@ def test_killed_worker_gets_a_diagnosis_naming_it_after_the_page(stack):
     page, seconds = stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT)
     diagnosis = eda.wait_message(stack, lambda t: t.startswith("Diagnosis: Celery worker w1@edaloop"), 60,
                                  since=mark, what="diagnosis of the killed worker")
+    print(diagnosis["text"])
     print("kill -9 -> page %.0f s; page -> diagnosis %.1f s" % (seconds, diagnosis["time"] - page["time"]))
     text = diagnosis["text"]
     assert diagnosis["time"] >= page["time"]
@@ -61,8 +62,9 @@ def test_killed_worker_gets_a_diagnosis_naming_it_after_the_page(stack):
     assert "Workers online: w2@edaloop" in text, text
     assert "ActiveState=failed" in text and "gone" in text, text       # what the host (the harness) says
     assert "Done automatically: read-only diagnosis. Remediation is off" in text, text
-    assert "celery-worker-down.html" in text and "firing since 20" in text, text
+    assert "celery-worker-down.html" in text and "firing since 20" in text and "Down since: before 20" in text, text
     assert stack.secret("telegram") not in text
+    wait_for(lambda: [e for e in eda.audit(stack) if e["alert"] == "CeleryWorkerDown"], 30, "the audit entry")
     entries = [e for e in eda.audit(stack) if e["alert"] == "CeleryWorkerDown"]
     assert entries and entries[-1]["result"] == "posted" and entries[-1]["who"].startswith("ansible-rulebook rule")
     stack.heal()
@@ -88,6 +90,7 @@ def test_with_remediation_the_worker_is_restarted_answers_ping_and_the_alert_res
     assert stack.running("worker-w2") and stack.state["pids"]["worker-w2"]["pid"] != pid
     resolved, seconds = stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT, resolved=True)
     print("restart -> resolved %.0f s" % seconds)
+    wait_for(lambda: [e for e in eda.audit(stack) if e.get("action") == "restart"], 30, "the restart's audit entry")
     restarts = [e for e in eda.audit(stack) if e.get("action") == "restart"]
     assert len(restarts) == 1 and restarts[0]["target"] == "w2@edaloop" and restarts[0]["outcome"] == "ok"
     set_remediation(stack, False)
