@@ -33,7 +33,8 @@ def ensure_venv():
     ensure_eda_venv, under a lock); returns (bin dir, seconds it took)."""
     started = time.monotonic()
     r = subprocess.run(["bash", "-c", 'source "$1/scripts/lib.sh"; ensure_eda_venv', "eda", str(REPO)],
-                       env=dict(os.environ, CALLCENTER_OPS_EDA_VENV=str(EDA_VENV)), capture_output=True, text=True, timeout=900, check=False, stdin=subprocess.DEVNULL)
+                       env=dict(os.environ, CALLCENTER_OPS_EDA_VENV=str(EDA_VENV)), capture_output=True, text=True,
+                       timeout=900, check=False, stdin=subprocess.DEVNULL)
     if r.returncode != 0:
         raise RuntimeError("building %s failed (rc %d): %s" % (EDA_VENV, r.returncode, (r.stdout + r.stderr)[-2000:]))
     return EDA_VENV / "bin", round(time.monotonic() - started, 1)

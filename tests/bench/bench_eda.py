@@ -47,8 +47,8 @@ def main():
     try:
         started = time.monotonic()
         stack.up()
-        print("stack with ansible-rulebook up in %.0f s (cold start %s s)" % (time.monotonic() - started,
-                                                                          stack.state["cold_start_seconds"]))
+        print("stack with ansible-rulebook up in %.0f s (cold start %s s)"
+              % (time.monotonic() - started, stack.state["cold_start_seconds"]))
         time.sleep(10)
         pid = stack.state["pids"]["rulebook"]["pid"]
         rest = tree_rss_kib(pid)

@@ -67,7 +67,7 @@ async def request(port, raw):
     await writer.drain()
     data = await asyncio.wait_for(reader.read(), 5)
     writer.close()
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, body = data.split(b"\r\n\r\n", 1)
     return int(head.split()[1]), json.loads(body or b"{}")
 
 
@@ -82,9 +82,9 @@ def test_the_server_queues_good_notifications_and_survives_bad_ones():
         port = free_port()
         task = asyncio.ensure_future(src.main(queue, {"port": port, "max_body_bytes": 4096, "token": "s3cret",
                                                       "read_timeout": 1}))
-        for _ in range(100):
+        for _attempt in range(100):
             try:
-                status, _ = await request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                status = (await request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))[0]
                 break
             except OSError:
                 await asyncio.sleep(0.02)
