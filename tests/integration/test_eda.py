@@ -7,12 +7,15 @@ on free ports in a temp dir with the demo's short timings."""
 import json
 import os
 import shutil
+import signal
 import tempfile
 import time
 
 import pytest
 
 from conftest import Stack, wait_for
+from harness import proc_alive
+from telegram_stub import TelegramStub
 
 import eda
 
@@ -76,8 +79,9 @@ def test_with_remediation_the_worker_is_restarted_answers_ping_and_the_alert_res
     mark = len(stack.telegram_messages())
     stack.state["telegram_mark"] = mark
     stack.save()
-    pid = stack.state["pids"]["worker-w2"]["pid"]
-    __import__("os").killpg(pid, __import__("signal").SIGKILL)   # our own worker, PID from our state file
+    pid, marker = stack.state["pids"]["worker-w2"]["pid"], stack.state["pids"]["worker-w2"]["marker"]
+    assert proc_alive(pid, marker)   # still the worker this stack started, as the harness's incidents check
+    os.killpg(pid, signal.SIGKILL)
     stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT)
     diagnosis = eda.wait_message(stack, lambda t: t.startswith("Diagnosis: Celery worker w2@edaloop"), 60,
                                  since=mark, what="diagnosis of w2")
@@ -115,3 +119,51 @@ def test_corrupt_newest_backup_gets_a_diagnosis_naming_the_newest_good_one(stack
     assert "Newest good backup: %s, 24.0 h old" % older in text, text
     assert "GiB free" in text, text
     stack.heal()
+
+
+# ----------------------------------------------------------------- the playbooks by hand (no EDA)
+def by_hand(ansible, tmp_path, tg, extra, env=None):
+    inventory = tmp_path / "inventory.yml"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": os.sys.executable}
+    inventory.write_text(json.dumps({"all": {"hosts": {"localhost": local}, "children": {
+        "celery_workers": {"hosts": {"harness": local}}}}}))
+    run_env = {"CALLCENTER_TELEGRAM_BOT_TOKEN": "123456:by-Hand_token", "CALLCENTER_TELEGRAM_CHAT_ID": "77",
+               "TELEGRAM_API_URL": tg.url}
+    run_env.update(env or {})
+    extra = dict({"alert_actions_audit_log": str(tmp_path / "audit.jsonl"), "system_status_queues": ["quality"]}, **extra)
+    return ansible.playbook("callcenter.ops.diagnose_worker_down", extra, inventory=str(inventory), env=run_env)
+
+
+def test_dry_run_says_what_it_would_restart_restarts_nothing_and_a_second_page_is_throttled(
+        ansible, tmp_path, redis_server, celery_factory):
+    cluster = celery_factory(redis_server.url)
+    cluster.start_workers(names=("w1",))
+    marker = tmp_path / "restarted"
+    extra = {"alert_actions_worker": "w2@harness", "alert_actions_dry_run": True, "alert_actions_remediation": True,
+             "alert_actions_remediation_groups": ["celery_workers"], "alert_actions_expected_workers": ["w1@harness"],
+             "alert_actions_worker_restart_command": "touch %s" % marker,
+             "alert_actions_worker_status_command": "echo ActiveState=failed {unit}",
+             "alert_actions_worker_log_command": "echo last line of {short}"}
+    with TelegramStub() as tg:
+        r = by_hand(ansible, tmp_path, tg, extra, env={"CELERY_BROKER_URL": redis_server.url})
+        assert r.rc == 0, r
+        text = tg.messages[0]["text"]
+        assert text.startswith("[DRY RUN] Diagnosis: Celery worker w2@harness is down"), text
+        assert "does NOT answer ping" in text and "Workers online: w1@harness" in text, text
+        assert "ActiveState=failed celery-worker@w2.service" in text and "last line of w2" in text, text
+        assert "DRY RUN: would restart celery-worker@w2.service on harness" in text, text
+        assert not marker.exists() and redis_server.password not in r.output
+        r = by_hand(ansible, tmp_path, tg, extra, env={"CELERY_BROKER_URL": redis_server.url})
+        assert r.rc == 0 and len(tg.messages) == 1, r
+    results = [json.loads(line)["result"] for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert results == ["dry-run", "throttled"]
+
+
+def test_without_telegram_settings_the_findings_stay_in_the_job_output_and_the_audit_log(ansible, tmp_path):
+    with TelegramStub() as tg:
+        r = by_hand(ansible, tmp_path, tg, {"alert_actions_worker": "w1@nowhere"},
+                    env={"CALLCENTER_TELEGRAM_BOT_TOKEN": "", "CELERY_BROKER_URL": "redis://127.0.0.1:9/0"})
+        assert not tg.messages
+    assert r.rc != 0 and "set CALLCENTER_TELEGRAM_BOT_TOKEN and CALLCENTER_TELEGRAM_CHAT_ID" in r.output, r
+    assert "could not be asked: Redis at 127.0.0.1:9" in r.output and "host nowhere is not in the inventory" in r.output.lower()
+    assert json.loads((tmp_path / "audit.jsonl").read_text())["result"] == "not-configured"
