@@ -13,6 +13,7 @@ the same process, through jpy: the process's RSS is Python + JVM)."""
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,6 +69,14 @@ def main():
             assert "does NOT answer ping" in msg["text"]
         busy = tree_rss_kib(pid)
         med = statistics.median(seconds)
+        floor = []
+        for _i in range(3):   # Ansible's own floor on this machine now, in the same run
+            t = time.monotonic()
+            subprocess.run([str(eda.EDA_VENV / "bin" / "ansible"), "localhost", "-m", "ping"], env=stack.env,
+                           capture_output=True, check=False, stdin=subprocess.DEVNULL)
+            floor.append(time.monotonic() - t)
+        print("baseline now: ansible localhost -m ping %.1f s; the diagnosis took %.0fx that (load average %s)"
+              % (statistics.median(floor), med / statistics.median(floor), os.getloadavg()[0]))
         print("alert -> diagnosis: median %.1f s, max %.1f s over %d runs; target %.0f s: ratio %.2f (%s)"
               % (med, max(seconds), RUNS, TARGET, med / TARGET, "met" if med <= TARGET else "NOT met"))
         print("  (includes Alertmanager's group_wait %s; the machine is shared, so figures vary)"
