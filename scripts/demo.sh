@@ -98,7 +98,8 @@ case "$cmd" in
             [ -n "${2:-}" ] || { echo "usage: $0 incident worker-down|backlog|backup-corrupt" >&2; exit 2; }
             harness incident "$2"
         else
-            harness "$cmd"
+            eda=(--eda); [ "${DEMO_EDA:-1}" = 1 ] || eda=()  # DEMO_EDA=0: no Event-Driven Ansible
+            harness "$cmd" "${eda[@]}"
         fi
         ;;
     stop) [ -f "$STACK/stack.json" ] && harness stop; true ;;

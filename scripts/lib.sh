@@ -12,7 +12,8 @@ COLLECTIONS="$WORK/collections"
 APT_PACKAGES=(redis-server postgresql-15 postgresql-client-15 prometheus prometheus-alertmanager
               prometheus-node-exporter docker-compose
               chromium chromium-driver gzip pigz util-linux procps git python3-venv python3-gdbm shellcheck
-              openssh-server)  # tests/sshhost.py: a worker host reached over SSH (runbook commands test)
+              openssh-server   # tests/sshhost.py: a worker host reached over SSH (runbook commands test)
+              openjdk-17-jre-headless)  # ansible-rulebook runs its rules engine in a JVM (EDA)
 
 # Bold on a terminal only: CI logs and files get plain text.
 log() { if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi; }
@@ -100,4 +101,16 @@ ansible_env() {
     export ANSIBLE_INVENTORY_UNPARSED_WARNING=false
     export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-${CI:+1}}"
     [ -n "$ANSIBLE_NOCOLOR" ] || unset ANSIBLE_NOCOLOR
+}
+
+# Event-Driven Ansible: ansible-rulebook in a venv of its own (requirements/eda.txt), with a
+# Java 17 runtime. Prints nothing when it is already there; the tests call it too.
+# Next to the main venv, so a run with its own work dir but the shared venv reuses it too.
+EDA_VENV="${CALLCENTER_OPS_EDA_VENV:-$(dirname "$VENV")/venv-eda}"
+ensure_eda_venv() {
+    mkdir -p "$WORK"
+    (
+        flock 9
+        ensure_venv "$EDA_VENV" /usr/bin/python3 "$REPO/requirements/eda.txt"
+    ) 9>"$WORK/.venv-eda.lock"
 }

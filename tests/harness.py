@@ -633,6 +633,7 @@ class Stack:
             alertmanager_telegram_chat_id=4242, alertmanager_telegram_api_url=self.url("telegram"),
             alertmanager_group_wait=t["group_wait"], alertmanager_group_interval=t["group_interval"],
             alertmanager_repeat_interval="1h",
+            alertmanager_eda_webhook_url=self.state.get("eda_webhook_url", ""),  # tests/eda.py
         )
 
     def configure(self):
@@ -745,6 +746,8 @@ class Stack:
         self.start_postgres()
         self.configure()
         self.start_monitoring()
+        if self.state.get("eda"):  # Event-Driven Ansible: tests/eda.py
+            __import__("eda").start(self)
         wait_for(lambda: celery_ping(self.broker_url, self.nodes()) == sorted(self.nodes()), 60, "Celery workers")
         wait_for((self.dir / "celerybeat-schedule").exists, 30, "celery beat's schedule file")
         self.run_cron("backup-verify")
@@ -754,7 +757,7 @@ class Stack:
         return self
 
     def stop(self):
-        for name in ["cron", "runbooks", "prometheus", "alertmanager", "node-exporter", "beat"] + \
+        for name in ["rulebook", "cron", "runbooks", "prometheus", "alertmanager", "node-exporter", "beat"] + \
                 ["worker-" + w for w in WORKERS] + ["flower", "app", "telegram", "redis"]:
             p = self.state["pids"].get(name)
             if p and stop_pid(p["pid"], p["marker"]):
@@ -913,9 +916,12 @@ def main(argv=None):
     ap.add_argument("--dir", required=True)
     ap.add_argument("--demo-ports", action="store_true", help="the README's fixed demo ports")
     ap.add_argument("--timeout", type=float, default=300, help="incident: seconds to wait for the message")
+    ap.add_argument("--eda", action="store_true", help="up: Event-Driven Ansible too (tests/eda.py)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(TESTS))
     stack = Stack(args.dir, ports=DEMO_PORTS if args.demo_ports and not Path(args.dir, "stack.json").exists() else None)
+    if args.eda and args.command == "up" and not stack.state.get("eda"):
+        __import__("eda").enable(stack)
     if args.command == "cron":
         cron_loop(args.dir)
         return 0
@@ -950,6 +956,8 @@ def main(argv=None):
             return 1
         log("Telegram message after %.0f s, as the operator reads it:" % seconds)
         print("\n" + message.get("text", "") + "\n")
+        if stack.state.get("eda"):
+            __import__("eda").show_diagnosis(stack, alert, args.timeout)
         stack.status(stream=subprocess.DEVNULL)
         log("the status page %s shows it; heal with: bash scripts/demo.sh heal" % (stack.dir / "status.html"))
         return 0

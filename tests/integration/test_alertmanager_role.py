@@ -252,3 +252,55 @@ def test_watchdog_never_reaches_telegram_and_goes_to_the_heartbeat(ansible, tmp_
             assert first["receiver"] == "callcenter-heartbeat" and "callcenter-heartbeat" in names
         else:
             assert first["receiver"] == "callcenter-null" and "callcenter-null" in names
+
+
+def test_eda_receiver_gets_every_page_telegram_gets_with_its_bearer_token(ansible, tmp_path, telegram):
+    """alertmanager_eda_webhook_url: the rulebook's event source gets the page (firing and
+    resolved) next to Telegram, never Watchdog; the token goes in the Authorization header."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "alertmanager.yml").write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
+    am = AlertmanagerServer(tmp_path / "am", etc / "alertmanager.yml")
+    rec = WebhookRecorder()
+    seen_auth = []
+    handler = rec.server.RequestHandlerClass
+    original = handler.do_POST
+
+    def do_post(self):
+        seen_auth.append(self.headers.get("Authorization"))
+        original(self)
+    handler.do_POST = do_post
+    try:
+        r = apply(ansible, tmp_path, alertmanager_reload_method="http", alertmanager_url=am.url,
+                  alertmanager_telegram_api_url=telegram.url, alertmanager_eda_webhook_url=rec.url,
+                  alertmanager_eda_webhook_token="eda-Token-1")
+        assert r.rc == 0, r
+        assert "eda-Token-1" not in r.output
+        cfg = yaml.safe_load(open(role_vars(tmp_path)["alertmanager_config_file"]).read())
+        eda_route = [x for x in cfg["route"]["routes"] if x["receiver"] == "callcenter-eda"]
+        assert eda_route == [{"receiver": "callcenter-eda", "continue": True}]
+        assert cfg["route"]["routes"][0]["matchers"] == ['alertname="Watchdog"']   # Watchdog stops before it
+        assert subprocess.run([AMTOOL, "check-config", role_vars(tmp_path)["alertmanager_config_file"]],
+                              capture_output=True, check=False).returncode == 0
+        labels, annotations = worker_down()
+        am.post_alert(labels, annotations)
+        am.post_alert({"alertname": "Watchdog", "severity": "info"}, {"summary": "heartbeat"})
+        telegram.wait_for(lambda m: "CeleryWorkerDown" in m["text"] and "FIRING" in m["text"], timeout=15)
+        wait_for(lambda: rec.posts, 10, "the EDA webhook post")
+        am.post_alert(labels, annotations, ends_at=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5))
+        wait_for(lambda: any(p["status"] == "resolved" for p in rec.posts), 15, "resolved EDA webhook post")
+        names = {a["labels"]["alertname"] for p in rec.posts for a in p["alerts"]}
+        assert names == {"CeleryWorkerDown"} and set(seen_auth) == {"Bearer eda-Token-1"}
+    finally:
+        rec.stop()
+        am.stop()
+
+
+def test_eda_receiver_is_off_by_default_and_a_bad_url_is_refused(ansible, tmp_path):
+    r = apply(ansible, tmp_path)
+    assert r.rc == 0, r
+    assert "callcenter-eda" not in open(role_vars(tmp_path)["alertmanager_config_file"]).read()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    r = apply(ansible, bad, alertmanager_eda_webhook_url="ftp://x")
+    assert r.rc != 0 and "alertmanager_eda_webhook_url" in r.output, r

@@ -72,3 +72,8 @@ def test_alert_reaches_telegram_with_its_runbook_link_then_resolves():
     post_alert(instance, ends_at=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=5))
     resolved = wait_message(lambda m: instance in m["text"] and "RESOLVED" in m["text"])
     assert RUNBOOK in resolved["text"]
+
+
+def test_running_alertmanager_also_sends_to_the_eda_webhook():
+    original = get(AM + "/api/v2/status")["config"]["original"]
+    assert "callcenter-eda" in original and "http://127.0.0.1:9/alerts" in original
