@@ -41,7 +41,8 @@ def deploy_job(ansible, tmp_path_factory):
     """The deploy job (one role by tag) is the slowest: started first, it runs beside the others."""
     tmp = tmp_path_factory.mktemp("awx-deploy")
     inv = ("[app]\nlocalhost ansible_connection=local ansible_become=false ansible_python_interpreter=%s\n"
-           "[app:vars]\nrunbooks_dest=%s\n" % (sys.executable, tmp / "runbooks"))
+           "[app:vars]\nrunbooks_dest=%s\ncallcenter_runbook_base_url=https://ops.example/doc/operations/runbooks\n"
+           % (sys.executable, tmp / "runbooks"))
     job = Job(ansible, tmp, "deploy", inventory=inv, cmdline="--tags runbooks")
     job.dest = tmp / "runbooks"
     yield job
