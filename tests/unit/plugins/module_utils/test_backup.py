@@ -257,7 +257,7 @@ def test_open_archive_accepts_a_custom_dump_and_a_gzipped_one():
     assert [c.name for c in gz.checks] == ["gzip_header", "format"]
 
 
-@pytest.mark.parametrize("head, check, words", [
+REFUSED_HEADS = [
     (b"", "format", "is empty (0 bytes)"),
     (gzip.compress(b""), "gzip", "empty gzip stream"),
     (gzip.compress(b"PGDMP" + b"x" * 5000)[:12], "gzip", "ends before any data"),
@@ -267,7 +267,11 @@ def test_open_archive_accepts_a_custom_dump_and_a_gzipped_one():
     (gzip.compress(gzip.compress(b"PGDMP")), "format", "gzip'ed twice"),
     (gzip.compress(b"hello world"), "format", "no PGDMP signature inside the gzip stream"),
     (b"\x1f\x8b\x08\x00" + b"\xff" * 40, "gzip", "gzip"),
-])
+]
+
+
+# ids from the words: gzip headers hold the time, and pytest-xdist needs the same ids in every worker
+@pytest.mark.parametrize("head, check, words", REFUSED_HEADS, ids=["%d-%s" % (i, c[2]) for i, c in enumerate(REFUSED_HEADS)])
 def test_open_archive_refuses_what_pg_restore_cannot_verify_with_a_sentence(head, check, words):
     with pytest.raises(arc.Refused) as e:
         arc.open_archive(head, "/b/x", lib=zlib)
