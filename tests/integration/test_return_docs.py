@@ -196,7 +196,8 @@ def test_system_status_returns_what_it_documents(ansible, celery_stack, fake_app
     primary, replica, rs = replicated
     down = free_port()
     metrics = tmp_path / "backup.prom"
-    metrics.write_text("callcenter_backup_verify_success 0\ncallcenter_backup_verify_last_run_timestamp_seconds 1764000000\n")
+    metrics.write_text("callcenter_backup_verify_success 0\ncallcenter_backup_verify_last_run_timestamp_seconds 1764000000\n"
+                       "callcenter_backup_verify_failure{check=\"gzip\",reason=\"truncated\"} 1\n")
     runs = [
         ("every component up", ansible.module("system_status", dict(
             broker_url=celery_stack.url, expected_workers=1, app_url=fake_app().url, app_token=ADMIN_TOKEN,
