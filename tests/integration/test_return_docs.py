@@ -211,7 +211,7 @@ def test_system_status_returns_what_it_documents(ansible, celery_stack, fake_app
             broker_url="redis://127.0.0.1:%d/0" % down, app_url="http://127.0.0.1:%d" % down, pg_host="127.0.0.1",
             pg_port=down, backup_dir=str(tmp_path / "none"), timeout=2)), True),
     ]
-    by_label = dict((label, r) for label, r, _ in runs)
+    by_label = dict((run[0], run[1]) for run in runs)
     up = by_label["every component up"]["components"]
     assert sorted(up) == sorted(["app", "celery", "redis", "postgres", "postgres@127.0.0.1:%d" % replica.port,
                                  "backup"]), up
