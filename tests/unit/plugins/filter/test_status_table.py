@@ -67,8 +67,8 @@ PRIMARY = {"status": "ok", "reason": "", "role": "primary", "connections": 3, "m
 
 
 def replicated_result(**extra):
-    comps = {"postgres@127.0.0.1:5433": REPLICA, "postgres": PRIMARY, "app": {"status": "ok", "reason": "",
-                                                                               "ready": True},
+    comps = {"postgres@127.0.0.1:5433": REPLICA, "postgres": PRIMARY,
+             "app": {"status": "ok", "reason": "", "ready": True},
              "postgres@127.0.0.1:5434": {"status": "degraded", "reason": "replica unreachable: refused",
                                          "dsn": "host=127.0.0.1 port=5434", "role": "replica", "duration": 0.001}}
     comps.update(extra)
@@ -78,11 +78,10 @@ def replicated_result(**extra):
 def test_replica_rows_follow_the_known_components_with_their_replay_lag():
     from ansible_collections.callcenter.ops.plugins.filter.status_table import status_components
     result = replicated_result(zz={"status": "ok", "reason": ""})
-    assert status_components(result["components"]) == ["app", "postgres", "postgres@127.0.0.1:5433",
-                                                        "postgres@127.0.0.1:5434", "zz"]
+    names = ["app", "postgres", "postgres@127.0.0.1:5433", "postgres@127.0.0.1:5434", "zz"]
+    assert status_components(result["components"]) == names
     lines = status_table(result)
-    assert [line.split()[0] for line in lines[:-1]] == ["COMPONENT", "app", "postgres", "postgres@127.0.0.1:5433",
-                                                        "postgres@127.0.0.1:5434", "zz"]
+    assert [line.split()[0] for line in lines[:-1]] == ["COMPONENT"] + names
     primary, replica, gone = lines[2], lines[3], lines[4]
     assert "3/100 connections, db 7.2 MiB, v15.14, 1 replica(s) streaming, max replay lag 50.8 KiB" in primary
     assert ("DEGRADED  1/100 connections, db 7.2 MiB, v15.14, replica of 127.0.0.1:5432, streaming, "
