@@ -14,10 +14,19 @@ from ansible_collections.callcenter.ops.plugins.module_utils.status import DOWN,
 ORDER = ("app", "celery", "redis", "postgres", "backup", "flower", "alerts")
 
 
+def component_names(components):
+    """The names of a result's components in the order a person reads them: the known ones in
+    ORDER, then every other one (``postgres@host:port`` replicas, ...) sorted."""
+    comps = components or {}
+    return [n for n in ORDER if n in comps] + sorted(str(n) for n in comps if n not in ORDER)
+
+
 def figures(name, c):
-    """The key figures of one component, as a short phrase."""
+    """The key figures of one component, as a short phrase. ``name`` may carry a ``@where``
+    (``postgres@db2:5432``): its figures are those of its kind."""
     if c.get("status") == "down" and len(c) <= 3:
         return ""
+    name = str(name).split("@", 1)[0]
     if name == "app":
         parts = []
         if c.get("version"):
@@ -33,14 +42,17 @@ def figures(name, c):
         return "%s worker(s)%s" % (c.get("workers_online", 0), (", " + queues) if queues else "")
     if name == "redis":
         limit = _bytes(c["maxmemory"]) if c.get("maxmemory") else "no limit"
-        return "mem %s / %s, frag %s, %s clients, %s" % (
+        if c.get("used_memory") is None:
+            return redis_replication(c)
+        return ", ".join(p for p in ["mem %s / %s, frag %s, %s clients, %s" % (
             _bytes(c.get("used_memory")), limit, c.get("mem_fragmentation_ratio"), c.get("connected_clients"),
-            c.get("role"))
+            c.get("role")), redis_replication(c)] if p)
     if name == "postgres":
         if c.get("connections") is None:
             return ""
-        return "%s/%s connections, db %s, v%s" % (
-            c["connections"], c.get("max_connections"), _bytes(c.get("database_size")), c.get("server_version"))
+        return ", ".join(p for p in ["%s/%s connections, db %s, v%s" % (
+            c["connections"], c.get("max_connections"), _bytes(c.get("database_size")), c.get("server_version")),
+            pg_replication(c)] if p)
     if name == "backup":
         if not c.get("path"):
             return ""
@@ -66,6 +78,46 @@ def figures(name, c):
         return "%d firing: %s" % (c["count"], ", ".join(
             "%d %s" % (n, sev) for sev, n in sorted(severities.items(), key=lambda kv: (-kv[1], kv[0]))))
     return ""
+
+
+def redis_replication(c):
+    """Replicas and their lag, and the Sentinels' view, as a phrase (empty without either)."""
+    parts = []
+    rep = c.get("replication") or {}
+    replicas = rep.get("replicas") or []
+    if replicas:
+        online = sum(1 for r in replicas if r.get("state") == "online")
+        parts.append("%d/%d replica(s) online, max lag %s" % (
+            online, len(replicas), _bytes(max(r.get("lag_bytes") or 0 for r in replicas))))
+    elif rep.get("master"):
+        parts.append("replica of %s, link %s" % (rep["master"], rep.get("master_link_status") or "?"))
+    sentinel = c.get("sentinel") or {}
+    if sentinel:
+        parts.append("Sentinel: master %s, %s/%s answering, quorum %s" % (
+            sentinel.get("master") or "?", sentinel.get("sentinels_answering", "?"), sentinel.get("sentinels", "?"),
+            "reached" if sentinel.get("quorum_reached") else "NOT reached"))
+    return ", ".join(parts)
+
+
+def pg_replication(c):
+    """Where a PostgreSQL server stands in replication, as a phrase: a primary's streaming
+    replicas and their replay lag, or a replica's upstream, replay lag and pause."""
+    rep = c.get("replication") or {}
+    if c.get("role") == "replica":
+        parts = ["replica of %s, %s" % (rep.get("upstream") or "?", rep.get("wal_receiver") or "not streaming")]
+        lag = "replay lag %s" % _bytes(rep.get("replay_lag_bytes"))
+        if rep.get("replay_lag_seconds") is not None:
+            lag += " / %s" % _duration(rep["replay_lag_seconds"])
+        parts.append(lag)
+        if rep.get("replay_paused"):
+            parts.append("replay PAUSED")
+        return ", ".join(parts)
+    replicas = rep.get("replicas") or []
+    if not replicas:
+        return ""
+    streaming = sum(1 for r in replicas if r.get("state") == "streaming")
+    lags = [r["replay_lag_bytes"] for r in replicas if r.get("replay_lag_bytes") is not None]
+    return "%d replica(s) streaming%s" % (streaming, (", max replay lag %s" % _bytes(max(lags))) if lags else "")
 
 
 def alert_lines(c):
@@ -137,7 +189,7 @@ def status_table(result):
     if not isinstance(result, dict) or "components" not in result:
         raise TypeError("status_table expects the registered result of callcenter.ops.system_status")
     comps = result["components"]
-    names = [n for n in ORDER if n in comps] + sorted(n for n in comps if n not in ORDER)
+    names = component_names(comps)
     rows = [("COMPONENT", "STATUS", "FIGURES", "REASON")]
     for host, c in sorted((result.get("apps") or {}).items()):
         rows.append(("app@%s" % host, str(c.get("status", "?")).upper(), figures("app", c), c.get("reason") or ""))
@@ -163,6 +215,14 @@ def status_figures(comp, name):
     return figures(name, comp or {})
 
 
+def status_components(components):
+    """Every component name of a system_status result (its ``components``), known ones first in
+    their usual order, then the others (``postgres@host:port`` replicas, ...)."""
+    if not isinstance(components, dict):
+        raise TypeError("status_components expects the components of a system_status result")
+    return component_names(components)
+
+
 def status_duration(seconds):
     """Seconds as people read them (42s, 10m, 2.5h, 3.0d), e.g. how long an alert has fired."""
     return _duration(seconds)
@@ -177,4 +237,4 @@ class FilterModule(object):
     def filters(self):
         return {"status_table": status_table, "status_figures": status_figures,
                 "url_without_credentials": url_without_credentials, "status_duration": status_duration,
-                "status_fleet": status_fleet}
+                "status_fleet": status_fleet, "status_components": status_components}

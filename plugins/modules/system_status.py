@@ -224,43 +224,171 @@ status:
   type: str
   sample: degraded
 components:
-  description: Per component, its status, reason, figures and how long it took.
+  description:
+    - One entry per component that was read, named as below; only the components whose options are
+      given are there. A component that has not answered within its timeout is C(down) with the
+      reason C(no answer within Ns) and only C(status), C(reason) and C(duration).
+    - Every entry has C(status), C(reason) and C(duration); a component that is C(down) because it
+      could not be read has only the figures it got before (often none).
   returned: always
   type: dict
-  sample: {"redis": {"status": "ok", "reason": "", "used_memory": 1048576, "maxmemory": 0,
-           "mem_fragmentation_ratio": 1.2, "connected_clients": 5, "role": "master", "duration": 0.002},
+  sample: {"redis": {"status": "ok", "reason": "", "used_memory": 1048576, "used_memory_human": "1.00M",
+                     "maxmemory": 0, "mem_fragmentation_ratio": 1.2, "connected_clients": 5, "role": "master",
+                     "redis_version": "7.0.15", "replication": {"role": "master", "master_repl_offset": 0,
+                                                                "connected_replicas": 0, "replicas": []},
+                     "duration": 0.002},
            "flower": {"status": "ok", "reason": "", "url": "http://127.0.0.1:5555/", "http_status": 401,
                       "auth": true, "credentials": "accepted", "duration": 0.01}}
   contains:
+    app:
+      description:
+        - The application - C(ready) and C(checks) from C(/health/ready), and with O(app_token) the
+          C(version), C(uptime_seconds) and C(active_calls) from its status endpoint.
+        - C(down) when it cannot be reached or is not ready; C(degraded) when it is ready but its status
+          endpoint fails.
+      returned: when O(app_url) is given
+      type: dict
+      sample: {"status": "ok", "reason": "", "ready": true, "checks": {"database": "ok", "redis": "ok"},
+               "version": "1.8.2", "uptime_seconds": 86400, "active_calls": 3, "duration": 0.004}
+      contains:
+        status:
+          description: V(ok), V(degraded) or V(down).
+          type: str
+        reason:
+          description: Why it is not ok, as a sentence (empty when ok, or a remark such as a token not given).
+          type: str
+        duration:
+          description: Seconds this component took (a measurement, not a promise).
+          type: float
+        ready:
+          description: Whether C(/health/ready) answered ready.
+          type: bool
+          returned: when the application answered
+        checks:
+          description: The C(checks) of C(/health/ready) as the application gives them (null when absent).
+          type: dict
+          returned: when the application answered
+        version:
+          description: The application's version.
+          type: str
+          returned: when O(app_token) is given and the status endpoint answered
+        uptime_seconds:
+          description: Seconds since the application started.
+          type: float
+          returned: when O(app_token) is given and the status endpoint answered
+        active_calls:
+          description: Calls in progress.
+          type: int
+          returned: when O(app_token) is given and the status endpoint answered
+    celery:
+      description:
+        - Celery on the broker of O(broker_url) - the workers that answered ping and the depth of O(queues)
+          (every priority sub-queue counted).
+        - C(down) when no worker answers or the broker cannot be read; C(degraded) when fewer workers than
+          O(expected_workers) answer or a queue is longer than O(max_queue_length).
+      returned: when O(broker_url) is given
+      type: dict
+      sample: {"status": "ok", "reason": "", "workers_online": 2, "workers": ["w1@app1", "w2@app1"],
+               "queues": {"quality": 0, "stats": 3}, "duration": 0.01}
+      contains:
+        status:
+          description: V(ok), V(degraded) or V(down).
+          type: str
+        reason:
+          description: Why it is not ok (empty when ok).
+          type: str
+        duration:
+          description: Seconds this component took (a measurement, not a promise).
+          type: float
+        workers_online:
+          description: How many workers answered ping.
+          type: int
+          returned: when the broker was read and Celery is installed
+        workers:
+          description: Node names of the workers that answered.
+          type: list
+          elements: str
+          returned: when the broker was read and Celery is installed
+        queues:
+          description: Messages waiting per queue of O(queues) (prefetched, unacknowledged ones not counted).
+          type: dict
+          returned: when the broker was read
     redis:
       description:
-        - Redis's memory (C(used_memory), C(used_memory_human), C(maxmemory), C(mem_fragmentation_ratio)),
-          C(connected_clients), C(role) and C(redis_version).
-        - C(replication) from C(INFO replication) - C(role), C(master_repl_offset), C(connected_replicas) and
-          C(replicas), one per replica with its C(address), C(state), C(offset), C(lag_bytes) (the master's
-          offset minus the replica's) and C(lag_seconds) (since its last acknowledgement).
-        - For a C(sentinel://) O(broker_url), C(sentinel) - the Sentinels' view - C(master_name), C(master)
-          (C(host:port) most Sentinels name), C(sentinels), C(sentinels_answering), C(sentinels_naming_master),
-          C(sentinels_seeing_master_up), C(quorum), C(quorum_reached), C(known_replicas) (replicas the Sentinels
-          know, online or not), C(disagree) (other masters named) and C(views), each Sentinel's own answer
-          (C(address), C(answered), C(knows_master), C(error), C(master), C(flags), C(master_down), C(quorum),
-          C(num_other_sentinels), C(num_replicas)).
-        - C(degraded) when a replica is missing (fewer online than the Sentinels know or
-          O(redis_expected_replicas)) or more than O(redis_replication_lag_bytes_degraded) behind, when a
-          Sentinel does not answer or they disagree, or when fewer Sentinels than the quorum see the master;
-          C(down) when no master is reachable (the reason says whether no Sentinel answered, they do not know
-          the name, or the master they name is down).
+        - The Redis of O(broker_url) (behind Sentinel, the master the Sentinels name).
+        - C(degraded) when memory is above O(redis_memory_ratio_degraded) of C(maxmemory), when a replica is
+          missing (fewer online than the Sentinels know or O(redis_expected_replicas)) or more than
+          O(redis_replication_lag_bytes_degraded) behind, when a Sentinel does not answer or they disagree, or
+          when fewer Sentinels than the quorum see the master; C(down) when no master is reachable (the reason
+          says whether no Sentinel answered, they do not know the name, or the master they name is down).
       returned: when O(broker_url) is given
       type: dict
       sample: {"status": "degraded", "reason": "0 of 1 replica(s) connected and online", "role": "master",
+               "used_memory": 1048576, "used_memory_human": "1.00M", "maxmemory": 0, "mem_fragmentation_ratio": 1.2,
+               "connected_clients": 5, "redis_version": "7.0.15", "duration": 0.003,
                "replication": {"role": "master", "master_repl_offset": 5321, "connected_replicas": 0, "replicas": []},
                "sentinel": {"master_name": "callcenter", "master": "10.0.0.2:6379", "sentinels": 3,
                             "sentinels_answering": 3, "sentinels_naming_master": 3, "sentinels_seeing_master_up": 3,
                             "quorum": 2, "quorum_reached": true, "known_replicas": 1, "disagree": [], "views": []}}
+      contains:
+        status:
+          description: V(ok), V(degraded) or V(down).
+          type: str
+        reason:
+          description: Why it is not ok (empty when ok).
+          type: str
+        duration:
+          description: Seconds this component took (a measurement, not a promise).
+          type: float
+        used_memory:
+          description: Bytes Redis uses (C(INFO memory)).
+          type: int
+          returned: when Redis answered
+        used_memory_human:
+          description: The same as Redis writes it, for example C(1.00M).
+          type: str
+          returned: when Redis answered
+        maxmemory:
+          description: Redis's memory limit in bytes, 0 for none.
+          type: int
+          returned: when Redis answered
+        mem_fragmentation_ratio:
+          description: RSS over used memory, as Redis gives it.
+          type: float
+          returned: when Redis answered
+        connected_clients:
+          description: Clients connected to Redis.
+          type: int
+          returned: when Redis answered
+        role:
+          description: V(master) or V(slave), as Redis names it.
+          type: str
+          returned: when Redis answered
+        redis_version:
+          description: The server's version.
+          type: str
+          returned: when Redis answered
+        replication:
+          description:
+            - From C(INFO replication) - C(role), C(master_repl_offset), C(connected_replicas) and C(replicas),
+              one per replica with its C(address), C(state), C(offset), C(lag_bytes) (the master's offset minus
+              the replica's) and C(lag_seconds) (since its last acknowledgement).
+            - When the server read is itself a replica, also C(master_link_status) and C(master) (C(host:port)).
+          type: dict
+          returned: when Redis answered
+        sentinel:
+          description:
+            - The Sentinels' view - C(master_name), C(master) (C(host:port) most Sentinels name), C(sentinels),
+              C(sentinels_answering), C(sentinels_naming_master), C(sentinels_seeing_master_up), C(quorum),
+              C(quorum_reached), C(known_replicas) (replicas the Sentinels know, online or not), C(disagree)
+              (other masters named) and C(views), each Sentinel's own answer (C(address), C(answered),
+              C(knows_master), C(error), C(master), C(flags), C(master_down), C(quorum), C(num_other_sentinels),
+              C(num_replicas)).
+          type: dict
+          returned: when O(broker_url) is a C(sentinel://) URL and the Sentinels were asked, also when Redis is down
     postgres:
       description:
-        - The server of O(pg_host) - C(dsn) (without password), C(connections), C(max_connections),
-          C(database_size), C(server_version), C(role) (V(primary) or V(replica)) and C(replication).
+        - The server of O(pg_host).
         - On a primary C(replication.replicas) lists C(pg_stat_replication) - C(name) (application_name),
           C(client_addr), C(state), C(sync_state), C(sent_lag_bytes), C(replay_lag_bytes),
           C(write_lag_seconds), C(flush_lag_seconds), C(replay_lag_seconds) (null while PostgreSQL has no
@@ -269,28 +397,124 @@ components:
           C(replay_lag_seconds) (age of the last replayed transaction while WAL waits, else 0; null
           until the replica has replayed a transaction),
           C(replay_paused), C(wal_receiver) (V(streaming) when connected) and C(upstream) (C(host:port)).
-        - C(degraded) when fewer replicas stream than O(pg_expected_replicas) (default - as many as
-          O(pg_replicas)), a replica is not streaming, or one lags more than
-          O(pg_replication_lag_bytes_degraded) or O(pg_replication_lag_seconds_degraded).
+        - C(down) when it cannot be reached (then only C(dsn) of the figures); C(degraded) when client
+          connections are above O(pg_connections_ratio_degraded) of C(max_connections), when fewer replicas
+          stream than O(pg_expected_replicas) (default - as many as O(pg_replicas)), a replica is not
+          streaming, or one lags more than O(pg_replication_lag_bytes_degraded) or
+          O(pg_replication_lag_seconds_degraded).
       returned: when O(pg_host) is given
       type: dict
-      sample: {"status": "ok", "reason": "", "role": "primary", "connections": 3, "max_connections": 100,
+      sample: {"status": "ok", "reason": "", "dsn": "host=127.0.0.1 port=5432 dbname=postgres user=postgres",
+               "role": "primary", "connections": 3, "max_connections": 100, "database_size": 7566147,
+               "server_version": "15.14", "duration": 0.02,
                "replication": {"replicas": [{"name": "walreceiver", "client_addr": "10.0.0.6", "state": "streaming",
                                              "sync_state": "async", "sent_lag_bytes": 0, "replay_lag_bytes": 0,
                                              "write_lag_seconds": 0.001, "flush_lag_seconds": 0.002,
                                              "replay_lag_seconds": 0.002}]}}
+      contains: &pg_keys
+        status:
+          description: V(ok), V(degraded) or V(down).
+          type: str
+        reason:
+          description: Why it is not ok (empty when ok).
+          type: str
+        duration:
+          description: Seconds this component took (a measurement, not a promise).
+          type: float
+        dsn:
+          description: Where it was read, as a connection string without the password.
+          type: str
+          returned: when psycopg is installed
+        role:
+          description: V(primary) or V(replica) (C(pg_is_in_recovery())).
+          type: str
+          returned: when the server answered, and always for an entry of O(pg_replicas)
+        connections:
+          description: Client connections (C(pg_stat_activity), background processes left out).
+          type: int
+          returned: when the server answered
+        max_connections:
+          description: The server's C(max_connections).
+          type: int
+          returned: when the server answered
+        database_size:
+          description: Bytes of O(pg_database).
+          type: int
+          returned: when the server answered
+        server_version:
+          description: The server's version.
+          type: str
+          returned: when the server answered
+        replication:
+          description: Where it stands in streaming replication, as described above for a primary and a replica.
+          type: dict
+          returned: when the server answered
     "postgres@<host>:<port>":
       description:
-        - One per entry of O(pg_replicas), named after it, with the same keys as C(postgres) (on a replica).
+        - One per entry of O(pg_replicas), named after it (for example C(postgres@10.0.0.6:5432)), with the
+          same keys as C(postgres) (on a replica).
         - C(degraded) when replay is paused, the replica does not stream from a primary, lags more than
           the thresholds, is not in recovery at all (promoted), or cannot be reached (then only C(dsn) and
           C(role)) - the primary still serves, so a lost replica never makes the platform C(down).
       returned: for each entry of O(pg_replicas)
       type: dict
       sample: {"status": "degraded", "reason": "WAL replay is paused (pg_wal_replay_resume() continues it); replay 52000 bytes behind (max 16777216)",
+               "dsn": "host=10.0.0.6 port=5432 dbname=postgres user=postgres", "connections": 1,
+               "max_connections": 100, "database_size": 7566147, "server_version": "15.14", "duration": 0.02,
                "role": "replica", "replication": {"replay_lag_bytes": 52000, "replay_lag_seconds": 12.5,
                                                   "replay_paused": true, "wal_receiver": "streaming",
                                                   "upstream": "10.0.0.5:5432"}}
+      contains: *pg_keys
+    backup:
+      description:
+        - The newest file of O(backup_dir) matching O(backup_pattern), and with O(backup_metrics_file) the
+          result of its last verification.
+        - C(down) when there is no backup (or the directory cannot be read); C(degraded) when the newest is
+          older than O(backup_max_age), the last verification failed, or its result cannot be read.
+      returned: when O(backup_dir) is given
+      type: dict
+      sample: {"status": "ok", "reason": "", "path": "/var/backups/callcenter/callcenter-2026-11-25.dump.gz",
+               "size": 131072000, "mtime": "2026-11-25T02:00:03+00:00", "age_seconds": 39600.0, "verified": true,
+               "verified_at": "2026-11-25T02:10:00+00:00", "duration": 0.001}
+      contains:
+        status:
+          description: V(ok), V(degraded) or V(down).
+          type: str
+        reason:
+          description: Why it is not ok (empty when ok).
+          type: str
+        duration:
+          description: Seconds this component took (a measurement, not a promise).
+          type: float
+        path:
+          description: The newest backup file.
+          type: str
+          returned: when a backup was found
+        size:
+          description: Its size in bytes.
+          type: int
+          returned: when a backup was found
+        mtime:
+          description: Its modification time (UTC, ISO 8601).
+          type: str
+          returned: when a backup was found
+        age_seconds:
+          description: Seconds since then.
+          type: float
+          returned: when a backup was found
+        verified:
+          description: The last verification's result from O(backup_metrics_file) - true, false, or null when unknown.
+          type: bool
+          returned: when a backup was found
+        verified_at:
+          description: When that verification ran (UTC, ISO 8601), or null.
+          type: str
+          returned: when a backup was found
+        verification_problems:
+          description: The failed checks' reasons of the last verification.
+          type: list
+          elements: str
+          returned: when the last verification failed
     flower:
       description:
         - Flower's C(url) (without user info), C(http_status) of C(/) without credentials,
@@ -299,6 +523,33 @@ components:
           V(not checked) (Flower without auth).
       returned: when O(flower_url) is given
       type: dict
+      sample: {"status": "ok", "reason": "", "url": "http://127.0.0.1:5555/", "http_status": 401, "auth": true,
+               "credentials": "accepted", "duration": 0.01}
+      contains:
+        status:
+          description: V(ok), V(degraded) or V(down).
+          type: str
+        reason:
+          description: Why it is not ok (empty when ok).
+          type: str
+        duration:
+          description: Seconds this component took (a measurement, not a promise).
+          type: float
+        url:
+          description: The Flower asked, without user info.
+          type: str
+        http_status:
+          description: The HTTP status of C(/) without credentials.
+          type: int
+          returned: when Flower answered
+        auth:
+          description: Whether Flower asks for credentials.
+          type: bool
+          returned: when Flower answered 200 or 401
+        credentials:
+          description: V(accepted), V(rejected), V(not given) or V(not checked).
+          type: str
+          returned: when Flower answered 200 or 401
     alerts:
       description:
         - What fires in Alertmanager - C(url) (without user info), C(count) and C(alerts), worst
@@ -319,6 +570,15 @@ components:
                            "generatorURL": "http://127.0.0.1:9090/graph", "fingerprint": "3c1a2b4d5e6f7a8b",
                            "state": "active"}]}
       contains:
+        status:
+          description: V(ok), V(degraded) or V(down).
+          type: str
+        reason:
+          description: Which alerts fire, or why Alertmanager could not be read (empty when nothing fires).
+          type: str
+        duration:
+          description: Seconds this component took (a measurement, not a promise).
+          type: float
         url:
           description: The Alertmanager asked, without user info.
           type: str
@@ -346,17 +606,22 @@ generated_at:
   type: str
   sample: "2026-11-25T13:00:00+00:00"
 duration:
-  description: Seconds the module took, from its start to the result.
+  description:
+    - Seconds the module took, from its start to the result (a measurement, not a promise).
   returned: always
   type: float
   sample: 0.35
 collect_duration:
-  description: Seconds the components took, all at the same time (the slowest one, when they overlap well).
+  description:
+    - Seconds the components took, all read at the same time (about the slowest one when they overlap well).
+    - A measurement, not a promise; speed goals live in the collection's benchmarks.
   returned: always
   type: float
   sample: 0.12
 import_duration:
-  description: Seconds spent importing the client libraries before the components started.
+  description:
+    - Seconds spent importing the client libraries before the components started.
+    - A measurement, not a promise; speed goals live in the collection's benchmarks.
   returned: always
   type: float
   sample: 0.2

@@ -1,7 +1,9 @@
 """system_status on a PostgreSQL primary with a streaming replica made by ``pg_basebackup -R``,
-both real servers on loopback: the replica streams (ok), lags when its replay is paused
-(``pg_wal_replay_pause()``: degraded, on both sides), and going away is degraded, not down."""
+both real servers on loopback: the replica streams (ok, and has its card on the playbook's page),
+lags when its replay is paused (``pg_wal_replay_pause()``: degraded, on both sides), and going
+away is degraded, not down."""
 
+import re
 import time
 
 import pytest
@@ -30,7 +32,7 @@ def status(ansible, primary, replica, **over):
     return ansible.module("system_status", args)
 
 
-def test_primary_and_streaming_replica_are_ok_with_their_figures(ansible, pg_pair):
+def test_primary_and_streaming_replica_are_ok_with_their_figures(ansible, pg_pair, tmp_path):
     primary, replica = pg_pair
     r = status(ansible, primary, replica)
     assert r.rc == 0, r
@@ -46,6 +48,22 @@ def test_primary_and_streaming_replica_are_ok_with_their_figures(ansible, pg_pai
     assert rep["replication"]["replay_paused"] is False
     assert primary.password not in r.output
     print("primary + replica: %.2fs wall, module %.3fs" % (r.duration, r["duration"]))
+
+    # the playbook's table and page show the replica's card, after the primary, with its figures
+    page = tmp_path / "status.html"
+    r = ansible.playbook("callcenter.ops.system_status", extra_vars={
+        "system_status_pg_host": "127.0.0.1", "system_status_pg_port": primary.port,
+        "system_status_pg_password": primary.password, "system_status_pg_replicas": ["127.0.0.1:%d" % replica.port],
+        "system_status_html_path": str(page)})
+    assert r.rc == 0, r
+    figures = "replica of 127.0.0.1:%d, streaming, replay lag " % primary.port
+    row = next(line for line in r.output.splitlines() if (name + " ") in line and "OK" in line)
+    assert figures in row, row
+    html = page.read_text()
+    cards = re.findall(r'<section class="card[^"]*" id="component-([^"]*)" data-status="([^"]*)"', html)
+    assert cards == [("postgres", "ok"), (name, "ok")], cards
+    assert "<h2>PostgreSQL replica 127.0.0.1:%d " % replica.port in html and figures in html
+    assert primary.password not in html and primary.password not in r.output
 
 
 def test_paused_replay_shows_lag_and_is_degraded_on_both_sides(ansible, pg_pair):

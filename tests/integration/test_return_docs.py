@@ -8,6 +8,7 @@ compared with its RETURN block.
 Ansible's own keys (changed, failed, msg, invocation, warnings, ...) are not the module's API."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import yaml
 
 from fake_app import ADMIN_TOKEN
 from harness import free_port
+from replication import PostgresReplica, RedisSentinelSet, fresh_primary
 
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_KEYS = {"changed", "failed", "msg", "invocation", "warnings", "deprecations", "exception", "skipped",
@@ -29,22 +31,35 @@ def return_block(module):
     raise AssertionError("%s has no RETURN block" % module)
 
 
-def undocumented(result, doc):
-    """Keys of ``result`` (one level into documented ``contains``) missing from ``doc``."""
+def undocumented(result, doc, prefix=""):
+    """Keys of ``result`` missing from ``doc``, into every level a documented ``contains``
+    describes. A documented name with a ``<placeholder>`` (``postgres@<host>:<port>``) stands for
+    every key of that shape."""
     missing = []
     for key, value in result.items():
-        if key in ANSIBLE_KEYS or key.startswith("_ansible"):
+        if not prefix and (key in ANSIBLE_KEYS or key.startswith("_ansible")):
             continue
-        if key not in doc:
-            missing.append(key)
+        entry = documented_entry(key, doc)
+        if entry is None:
+            missing.append(prefix + key)
             continue
-        contains = doc[key].get("contains")
+        contains = entry.get("contains")
         if not contains:
             continue
         for item in contained_items(value, contains):
             if isinstance(item, dict):
-                missing += ["%s.%s" % (key, k) for k in item if k not in contains]
+                missing += undocumented(item, contains, "%s%s." % (prefix, key))
     return sorted(set(missing))
+
+
+def documented_entry(key, doc):
+    """``doc``'s entry for ``key``: by name, or by a name with ``<placeholders>``."""
+    if key in doc:
+        return doc[key] or {}
+    for name, entry in doc.items():
+        if "<" in name and re.fullmatch(".+".join(re.escape(part) for part in re.split(r"<[^>]+>", name)), key):
+            return entry or {}
+    return None
 
 
 def contained_items(value, contains):
@@ -53,7 +68,7 @@ def contained_items(value, contains):
     documented."""
     if isinstance(value, list):
         return value
-    if isinstance(value, dict) and value and not set(value) & set(contains):
+    if isinstance(value, dict) and value and all(documented_entry(k, contains) is None for k in value):
         return list(value.values())
     return [value]
 
@@ -85,6 +100,11 @@ def test_unit_check_finds_undocumented_and_missing_keys():
     assert undocumented(dict(a=1, b=2, d={"x": 1, "y": 2}, l=[{"n": 1, "m": 2}], changed=True), doc) == \
         ["b", "d.y", "l.m"]
     assert always_missing(dict(a=1, changed=False), doc) == ["d"]
+    nested = {"c": {"returned": "always", "type": "dict", "contains": {
+        "db": {"contains": {"status": {}}}, "db@<host>:<port>": {"contains": {"status": {}, "lag": {}}}}}}
+    assert undocumented(dict(c={"db": {"status": "ok", "size": 1}, "db@h:5433": {"status": "ok", "lag": 0},
+                                "dbx": {}}), nested) == ["c.db.size", "c.dbx"]
+    assert undocumented(dict(c={"db@h:5433": {"status": "ok", "x": 1}}), nested) == ["c.db@h:5433.x"]
 
 
 def test_backup_verify_returns_what_it_documents(ansible, dumps, tmp_path):
@@ -126,14 +146,6 @@ def test_config_reload_returns_what_it_documents(ansible, fake_app, tmp_path):
     check_runs("config_reload", runs)
 
 
-# system_status is being changed in another branch: its RETURN documents only the flower and
-# alerts entries of components, not the others (redis, app, celery, postgres, backup) nor the
-# keys every entry has (status, reason, duration, ...). Expected to fail until that lands; the
-# assertion message lists the keys.
-UNDOCUMENTED_COMPONENTS = pytest.mark.xfail(reason="system_status RETURN: components entries other than flower "
-                                                   "and alerts are undocumented", strict=False)
-
-
 @pytest.fixture
 def celery_stack(redis_server, celery_factory):
     celery_factory(redis_server.url).start_workers(["w1"])
@@ -164,14 +176,45 @@ def test_celery_queue_purge_returns_what_it_documents(ansible, redis_server):
     check_runs("celery_queue_purge", runs)
 
 
-@UNDOCUMENTED_COMPONENTS
-def test_system_status_returns_what_it_documents(ansible, redis_server, fake_app):
+@pytest.fixture
+def replicated(tmp_path):
+    """A PostgreSQL primary with a streaming replica, and a Redis master with a replica behind
+    three Sentinels (a few seconds to start, on a shared machine up to ~15 s)."""
+    primary = fresh_primary()
+    replica = rs = None
+    try:
+        replica = PostgresReplica(primary).start()
+        rs = RedisSentinelSet(tmp_path / "redis").start()
+        yield primary, replica, rs
+    finally:
+        for server in (rs, replica, primary):
+            if server:
+                server.stop()
+
+
+def test_system_status_returns_what_it_documents(ansible, celery_stack, fake_app, dumps, replicated, tmp_path):
+    primary, replica, rs = replicated
     down = free_port()
+    metrics = tmp_path / "backup.prom"
+    metrics.write_text("callcenter_backup_verify_success 0\ncallcenter_backup_verify_last_run_timestamp_seconds 1764000000\n"
+                       "callcenter_backup_verify_failure{check=\"gzip\",reason=\"truncated\"} 1\n")
     runs = [
-        ("redis and app up", ansible.module("system_status", dict(
-            broker_url=redis_server.url, app_url=fake_app().url, timeout=3)), True),
+        ("every component up", ansible.module("system_status", dict(
+            broker_url=celery_stack.url, expected_workers=1, app_url=fake_app().url, app_token=ADMIN_TOKEN,
+            pg_host="127.0.0.1", pg_port=primary.port, pg_password=primary.password,
+            pg_replicas=["127.0.0.1:%d" % replica.port], backup_dir=str(dumps), backup_metrics_file=str(metrics),
+            timeout=5)), True),
+        ("Redis behind Sentinel, a replica gone", ansible.module("system_status", dict(
+            broker_url=rs.url, sentinel_master_name=rs.master_name, pg_host="127.0.0.1", pg_port=primary.port,
+            pg_password=primary.password, pg_replicas=["127.0.0.1:%d" % down], timeout=3)), True),
         ("everything down", ansible.module("system_status", dict(
             broker_url="redis://127.0.0.1:%d/0" % down, app_url="http://127.0.0.1:%d" % down, pg_host="127.0.0.1",
-            pg_port=down, timeout=2)), True),
+            pg_port=down, backup_dir=str(tmp_path / "none"), timeout=2)), True),
     ]
+    by_label = dict((run[0], run[1]) for run in runs)
+    up = by_label["every component up"]["components"]
+    assert sorted(up) == sorted(["app", "celery", "redis", "postgres", "postgres@127.0.0.1:%d" % replica.port,
+                                 "backup"]), up
+    assert up["postgres@127.0.0.1:%d" % replica.port]["role"] == "replica"
+    assert "sentinel" in by_label["Redis behind Sentinel, a replica gone"]["components"]["redis"]
     check_runs("system_status", runs)
