@@ -216,14 +216,14 @@ class CeleryProbe:
         """``{worker: number of tasks executing}`` for the given workers (those that answer)."""
         return dict((k, len(v or [])) for k, v in self._inspect("active", names).items())
 
+    def consumers(self, names):
+        """``{worker: [queue names it consumes]}`` for the given workers (those that answer)."""
+        return dict((worker, sorted(set(q["name"] for q in (declared or []) if q.get("name"))))
+                    for worker, declared in self._inspect("active_queues", names).items())
+
     def active_queues(self, names):
         """Queue names consumed by the given workers."""
-        queues = set()
-        for declared in self._inspect("active_queues", names).values():
-            for q in declared or []:
-                if q.get("name"):
-                    queues.add(q["name"])
-        return sorted(queues)
+        return sorted(set(q for queues in self.consumers(names).values() for q in queues))
 
     def close(self):
         if self.abandoned:

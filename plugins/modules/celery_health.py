@@ -197,7 +197,12 @@ workers:
       description: Tasks it is executing, from C(inspect active); null if it did not say.
       type: int
       sample: 1
-  sample: [{"name": "worker1@app1", "ping": true, "active": 0}]
+    queues:
+      description: Queues it consumes, from C(inspect active_queues); null if it did not say.
+      type: list
+      elements: str
+      sample: [quality, stats]
+  sample: [{"name": "worker1@app1", "ping": true, "active": 0, "queues": ["quality", "stats"]}]
 workers_missing:
   description: Expected workers (by name) that did not answer.
   returned: always
@@ -212,12 +217,14 @@ queues:
 queue_details:
   description:
     - Per queue, messages waiting per priority step, reserved-but-unacknowledged messages,
-      and whether any worker has declared the queue.
+      whether any worker has declared the queue, and the online workers consuming it
+      (C(consumers), from C(inspect active_queues)).
     - C(by_priority) has step C(0) and every step that holds messages, whatever the app's
       C(priority_steps) (with V(list(range(10))) that may be any of C(1) to C(9)).
   returned: always
   type: dict
-  sample: {"quality": {"waiting": 12, "by_priority": {"0": 10, "7": 2}, "unacked": 1, "exists": true}}
+  sample: {"quality": {"waiting": 12, "by_priority": {"0": 10, "7": 2}, "unacked": 1, "exists": true,
+                       "consumers": ["worker1@app1"]}}
 beat:
   description: Per beat entry, its task, last run (UTC, ISO 8601), age in seconds and run count.
   returned: when O(beat_schedule_file) is given and could be read
@@ -272,9 +279,10 @@ def run_check(module, url, expected):
         probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
         online = probe.ping(expected)
         active = probe.active(online)
+        consumed = probe.consumers(online)
         queues = p["queues"]
         if queues is None:
-            queues = probe.active_queues(online)
+            queues = sorted(set(q for names in consumed.values() for q in names))
         details = cc.queue_depths(client, queues, p["priority_steps"])
         unacked, complete = cc.unacked_by_queue(client)
         if not complete:
@@ -291,8 +299,10 @@ def run_check(module, url, expected):
 
     for name, d in details.items():
         d["unacked"] = unacked.get(name, 0)
+        d["consumers"] = sorted(w for w, names in consumed.items() if name in names)
     names = sorted(set(online) | set(expected if isinstance(expected, list) else []))
-    result["workers"] = [dict(name=n, ping=n in online, active=active.get(n)) for n in names]
+    result["workers"] = [dict(name=n, ping=n in online, active=active.get(n), queues=consumed.get(n))
+                         for n in names]
     result["workers_online"] = len(online)
     result["workers_missing"] = [n for n in names if n not in online]
     result["queues"] = dict((q, d["waiting"]) for q, d in details.items())

@@ -58,6 +58,9 @@ def test_queues_default_to_what_workers_consume(ansible, stack):
     r = health(ansible, redis, expected_workers=["w1@harness", "w2@harness"])
     assert r.rc == 0, r
     assert sorted(r["queues"]) == QUEUES
+    # who consumes what: per worker, and per queue (the backlog diagnosis names them)
+    assert all(w["queues"] == QUEUES for w in r["workers"]), r["workers"]
+    assert all(r["queue_details"][q]["consumers"] == ["w1@harness", "w2@harness"] for q in QUEUES), r
 
 
 def test_check_mode_is_the_same_read_only_check(ansible, stack):

@@ -123,7 +123,7 @@ def test_corrupt_newest_backup_gets_a_diagnosis_naming_the_newest_good_one(stack
 
 
 # ----------------------------------------------------------------- the playbooks by hand (no EDA)
-def by_hand(ansible, tmp_path, tg, extra, env=None):
+def by_hand(ansible, tmp_path, tg, extra, env=None, playbook="diagnose_worker_down"):
     inventory = tmp_path / "inventory.yml"
     local = {"ansible_connection": "local", "ansible_python_interpreter": os.sys.executable}
     inventory.write_text(json.dumps({"all": {"hosts": {"localhost": local}, "children": {
@@ -132,7 +132,7 @@ def by_hand(ansible, tmp_path, tg, extra, env=None):
                "TELEGRAM_API_URL": tg.url}
     run_env.update(env or {})
     extra = dict({"alert_actions_audit_log": str(tmp_path / "audit.jsonl"), "system_status_queues": ["quality"]}, **extra)
-    return ansible.playbook("callcenter.ops.diagnose_worker_down", extra, inventory=str(inventory), env=run_env)
+    return ansible.playbook("callcenter.ops." + playbook, extra, inventory=str(inventory), env=run_env)
 
 
 def test_dry_run_says_what_it_would_restart_restarts_nothing_and_a_second_page_is_throttled(
@@ -168,3 +168,26 @@ def test_without_telegram_settings_the_findings_stay_in_the_job_output_and_the_a
     assert r.rc != 0 and "set CALLCENTER_TELEGRAM_BOT_TOKEN and CALLCENTER_TELEGRAM_CHAT_ID" in r.output, r
     assert "could not be asked: Redis at 127.0.0.1:9" in r.output and "host nowhere is not in the inventory" in r.output.lower()
     assert json.loads((tmp_path / "audit.jsonl").read_text())["result"] == "not-configured"
+
+
+def test_backlog_diagnosis_names_depth_per_priority_and_who_consumes_each_queue_and_purges_nothing(
+        ansible, tmp_path, redis_server, celery_factory):
+    cluster = celery_factory(redis_server.url)
+    cluster.start_workers(names=("w1",))  # consumes quality and stats, not "nobody"
+    from celery import Celery
+    app = Celery("eda-backlog", broker=redis_server.url, set_as_current=False)
+    for priority in (0, 0, 9):
+        app.send_task("callcenter_sample.daily_stats", queue="nobody", priority=priority)
+    app.close()
+    extra = {"alert_actions_queue": "nobody", "alert_actions_queues": ["quality"]}
+    with TelegramStub() as tg:
+        r = by_hand(ansible, tmp_path, tg, extra, env={"CELERY_BROKER_URL": redis_server.url},
+                    playbook="diagnose_queue_backlog")
+        assert r.rc == 0, r
+        text = tg.messages[0]["text"]
+    assert text.startswith("Diagnosis: Celery queue nobody has a backlog"), text
+    assert "nobody: 3 waiting" in text and "NO worker online consumes it" in text, text
+    assert "quality: 0 waiting" in text and "consumed by w1@harness" in text, text
+    assert "never purged automatically" in text and redis_server.password not in r.output + text
+    assert redis_server.client().llen("nobody") + sum(
+        redis_server.client().llen(k) for k in redis_server.client().keys("nobody\x06\x16*")) == 3
