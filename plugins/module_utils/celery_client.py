@@ -192,10 +192,11 @@ class CeleryProbe:
             raise BrokerError("%s: Celery %s failed (%s: %s)%s" % (self.url.where, what, type(e).__name__, text, hint))
         return outcome.get("value")
 
-    def ping(self, expected=None):
+    def ping(self, expected=None, window=None):
         """Names of the workers answering ping. With ``expected`` (a count or a list of node
-        names) it returns as soon as that many have answered instead of waiting out the timeout."""
-        kwargs = dict(timeout=self.timeout)
+        names) it returns as soon as that many have answered instead of waiting out the timeout.
+        ``window``: seconds to collect replies, when less than the timeout is left for it."""
+        kwargs = dict(timeout=min(self.timeout, window) if window else self.timeout)
         if isinstance(expected, list) and expected:
             kwargs.update(destination=expected, limit=len(expected))
         elif isinstance(expected, int) and expected > 0:

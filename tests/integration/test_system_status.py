@@ -339,3 +339,17 @@ def test_system_status_endpoint_breaking_the_contract_is_a_sentence(ansible, sha
     a = r["components"]["app"]
     assert a["status"] == "degraded" and "contract (docs/app-http-contract.md)" in a["reason"], a
     assert "Error" not in a["reason"], a
+
+
+@pytest.mark.parametrize("timeout", [2, 3])
+def test_one_of_two_workers_dead_is_degraded_in_time_not_down(ansible, redis_server, celery_factory, timeout):
+    """ping waits out its reply window for a missing worker: the window must end before the
+    component's own deadline, or the answer would be "no answer within Ns" (down, no figures)."""
+    cluster = celery_factory(redis_server.url)
+    cluster.start_workers(names=("w1", "w2"))
+    cluster.workers["w2@harness"].kill()
+    r = ansible.module("system_status", dict(broker_url=redis_server.url, queues=["quality"], timeout=timeout,
+                                             expected_workers=["w1@harness", "w2@harness"]))
+    c = r["components"]["celery"]
+    assert c["status"] == "degraded" and c["workers_online"] == 1 and c["workers"] == ["w1@harness"], c
+    assert c["duration"] <= timeout + 0.25, c
