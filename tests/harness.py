@@ -909,6 +909,9 @@ def cron_loop(directory):
         time.sleep(float(stack.timings["metrics_every"]))
 
 
+INCIDENTS = ("worker-down", "backlog", "backup-corrupt")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="The local callcenter.ops stack (demo, tests, benchmarks).")
     ap.add_argument("command", choices=["up", "status", "incident", "heal", "stop", "ports", "cron"])
@@ -918,6 +921,8 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=300, help="incident: seconds to wait for the message")
     ap.add_argument("--eda", action="store_true", help="up: Event-Driven Ansible too (tests/eda.py)")
     args = ap.parse_args(argv)
+    if args.command == "incident" and args.kind not in INCIDENTS:
+        ap.error("incident needs a kind: %s (got %r)" % (" | ".join(INCIDENTS), args.kind or ""))
     sys.path.insert(0, str(TESTS))
     stack = Stack(args.dir, ports=DEMO_PORTS if args.demo_ports and not Path(args.dir, "stack.json").exists() else None)
     if args.eda and args.command == "up" and not stack.state.get("eda"):
@@ -945,8 +950,6 @@ def main(argv=None):
         log("healed; the alerts resolve within a minute (Telegram gets the resolved messages)")
         return stack.status()
     if args.command == "incident":
-        if not args.kind:
-            ap.error("incident needs a kind: worker-down | backlog | backup-corrupt")
         alert = stack.incident(args.kind)
         log("waiting for %s to fire and its Telegram message to arrive (up to %ds)" % (alert, args.timeout))
         try:
