@@ -9,11 +9,12 @@ WORK="${CALLCENTER_OPS_WORK:-$REPO/.work}"
 VENV="${CALLCENTER_OPS_VENV:-$WORK/venv}"
 # shellcheck disable=SC2034  # used by the scripts that source this file
 COLLECTIONS="$WORK/collections"
+# openssh-server: tests/sshhost.py, a worker host reached over SSH in the runbook commands test;
+# openjdk-17-jre-headless: ansible-rulebook runs its rules engine in a JVM (Event-Driven Ansible).
 APT_PACKAGES=(redis-server postgresql-15 postgresql-client-15 prometheus prometheus-alertmanager
               prometheus-node-exporter docker-compose
               chromium chromium-driver gzip pigz util-linux procps git python3-venv python3-gdbm shellcheck
-              openssh-server   # tests/sshhost.py: a worker host reached over SSH (runbook commands test)
-              openjdk-17-jre-headless)  # ansible-rulebook runs its rules engine in a JVM (EDA)
+              openssh-server openjdk-17-jre-headless)
 
 # Bold on a terminal only: CI logs and files get plain text.
 log() { if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi; }

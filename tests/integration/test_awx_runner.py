@@ -196,10 +196,13 @@ def secret_env(stack):
                 CALLCENTER_ADMIN_TOKEN=ADMIN_TOKEN, FLOWER_USER="ops", FLOWER_PASSWORD=FLOWER_PASSWORD)
 
 
+DIAGNOSE = ["diagnose_backup", "diagnose_generic", "diagnose_queue_backlog", "diagnose_worker_down"]
+
+
 def test_every_playbook_is_covered_here():
     # a new playbook needs its AWX job test below
-    assert PLAYBOOKS == ["celery_purge", "celery_status", "config_reload", "deploy", "system_status",
-                         "verify_backup"], PLAYBOOKS
+    assert PLAYBOOKS == sorted(["celery_purge", "celery_status", "config_reload", "deploy", "system_status",
+                                "verify_backup"] + DIAGNOSE), PLAYBOOKS
 
 
 # --------------------------------------------------------------------------- celery_status
@@ -395,7 +398,9 @@ def test_awx_job_forced_interactive_still_ends_by_itself(ansible, backlog, tmp_p
 
 
 # --------------------------------------------------------------------------- extra vars in one place
-@pytest.mark.parametrize("playbook", [p for p in PLAYBOOKS if p != "deploy"])
+# The diagnose_* playbooks import system_status (whose first task checks its extra vars) and then
+# run the alert_actions role, whose meta/argument_specs.yml checks the alert_actions_* settings.
+@pytest.mark.parametrize("playbook", [p for p in PLAYBOOKS if p != "deploy" and p not in DIAGNOSE])
 def test_each_extra_var_is_checked_and_documented_in_the_header_and_docs(playbook):
     text = (REPO / "playbooks" / (playbook + ".yml")).read_text()
     play = yaml.safe_load(text)[0]
@@ -425,3 +430,27 @@ def test_job_templates_name_real_playbooks_and_their_schedules():
     assert "FREQ=MINUTELY;INTERVAL=1" in every["callcenter.ops system status page"]
     assert "FREQ=DAILY" in every["callcenter.ops verify backup"]
     assert set(every) <= names
+
+
+# --------------------------------------------------------------------------- the alert actions
+# ansible-rulebook runs them through ansible-runner (tests/integration/test_eda.py); AWX may too.
+@pytest.mark.parametrize("playbook", DIAGNOSE)
+def test_diagnose_job_posts_its_findings_and_leaks_no_secret(ansible, stack, tmp_path, playbook):
+    from telegram_stub import TelegramStub
+    token = "4242:Awx-Telegram-Secret-Token"
+    extra = dict(status_vars(stack), alert_actions_audit_log=str(tmp_path / "audit.jsonl"),
+                 alert_actions_worker=stack["nodes"][0], alert_actions_queue="stats",
+                 alert_actions_backup_path=str(stack["bad"]), alert_actions_timeout=3,
+                 alert_actions_worker_status_command="echo ActiveState=active {unit}",
+                 alert_actions_worker_log_command="echo last line of {short}",
+                 alert_actions_alert={"labels": {"alertname": "HighLatency", "severity": "warning"}})
+    with TelegramStub() as tg:
+        env = dict(secret_env(stack), CALLCENTER_TELEGRAM_BOT_TOKEN=token, CALLCENTER_TELEGRAM_CHAT_ID="77",
+                   TELEGRAM_API_URL=tg.url)
+        job = run_job(ansible, tmp_path, playbook, extravars=extra, envvars=env)
+        messages = list(tg.messages)
+    assert job.rc == 0 and job.status == "successful", job
+    assert messages and "Done automatically" in messages[-1]["text"], messages
+    secrets = list(stack["secrets"]) + [token]
+    assert not [s for s in secrets for m in messages if s in m["text"]]
+    assert_no_secret_in_artifacts(job, secrets, env_secrets=[stack["redis"].url] + secrets)
