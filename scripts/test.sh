@@ -84,7 +84,7 @@ stage_latest() {
     local venv="$WORK/venv-latest" dest="$WORK/collections-latest"
     ensure_venv "$venv" "$py" "$REPO/requirements/test-latest.txt"
     build_collection "$venv" "$dest"
-    log "pytest on $("$venv/bin/ansible" --version | head -1) with $("$venv/bin/python" --version)"
+    log "pytest on $("$venv/bin/ansible" --version | sed -n 1p) with $("$venv/bin/python" --version)"
     # The newest ansible-core runs what can differ there (module argument handling and no_log,
     # AnsiballZ on a new Python, templating of roles and pages, prompts on a terminal,
     # ansible-doc): the unit tests and the tests listed in tests/latest-selection.txt. The whole
