@@ -291,13 +291,13 @@ components:
       sample: {"status": "ok", "reason": "", "workers_online": 2, "workers": ["w1@app1", "w2@app1"],
                "queues": {"quality": 0, "stats": 3}, "duration": 0.01}
       contains:
-        status:
+        status: &component_status
           description: V(ok), V(degraded) or V(down).
           type: str
-        reason:
+        reason: &component_reason
           description: Why it is not ok (empty when ok).
           type: str
-        duration:
+        duration: &component_duration
           description: Seconds this component took (a measurement, not a promise).
           type: float
         workers_online:
@@ -331,15 +331,9 @@ components:
                             "sentinels_answering": 3, "sentinels_naming_master": 3, "sentinels_seeing_master_up": 3,
                             "quorum": 2, "quorum_reached": true, "known_replicas": 1, "disagree": [], "views": []}}
       contains:
-        status:
-          description: V(ok), V(degraded) or V(down).
-          type: str
-        reason:
-          description: Why it is not ok (empty when ok).
-          type: str
-        duration:
-          description: Seconds this component took (a measurement, not a promise).
-          type: float
+        status: *component_status
+        reason: *component_reason
+        duration: *component_duration
         used_memory:
           description: Bytes Redis uses (C(INFO memory)).
           type: int
@@ -412,15 +406,9 @@ components:
                                              "write_lag_seconds": 0.001, "flush_lag_seconds": 0.002,
                                              "replay_lag_seconds": 0.002}]}}
       contains: &pg_keys
-        status:
-          description: V(ok), V(degraded) or V(down).
-          type: str
-        reason:
-          description: Why it is not ok (empty when ok).
-          type: str
-        duration:
-          description: Seconds this component took (a measurement, not a promise).
-          type: float
+        status: *component_status
+        reason: *component_reason
+        duration: *component_duration
         dsn:
           description: Where it was read, as a connection string without the password.
           type: str
@@ -477,15 +465,9 @@ components:
                "size": 131072000, "mtime": "2026-11-25T02:00:03+00:00", "age_seconds": 39600.0, "verified": true,
                "verified_at": "2026-11-25T02:10:00+00:00", "duration": 0.001}
       contains:
-        status:
-          description: V(ok), V(degraded) or V(down).
-          type: str
-        reason:
-          description: Why it is not ok (empty when ok).
-          type: str
-        duration:
-          description: Seconds this component took (a measurement, not a promise).
-          type: float
+        status: *component_status
+        reason: *component_reason
+        duration: *component_duration
         path:
           description: The newest backup file.
           type: str
@@ -526,15 +508,9 @@ components:
       sample: {"status": "ok", "reason": "", "url": "http://127.0.0.1:5555/", "http_status": 401, "auth": true,
                "credentials": "accepted", "duration": 0.01}
       contains:
-        status:
-          description: V(ok), V(degraded) or V(down).
-          type: str
-        reason:
-          description: Why it is not ok (empty when ok).
-          type: str
-        duration:
-          description: Seconds this component took (a measurement, not a promise).
-          type: float
+        status: *component_status
+        reason: *component_reason
+        duration: *component_duration
         url:
           description: The Flower asked, without user info.
           type: str
