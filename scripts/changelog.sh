@@ -16,8 +16,6 @@ printf '%s\n' "${CHANGELOG_TOOLS[@]}" > "$req.new"
 cmp -s "$req.new" "$req" 2>/dev/null || mv "$req.new" "$req"
 rm -f "$req.new"
 ensure_venv "$tools" /usr/bin/python3 "$req"
-build_collection "$VENV" "$COLLECTIONS"
-ansible_env "$VENV" "$COLLECTIONS"
 export PATH="$tools/bin:$PATH"
 
 (cd "$REPO" && antsibull-changelog lint)
@@ -29,6 +27,9 @@ dest="$copy/ansible_collections/callcenter/ops"
 mkdir -p "$dest"
 (cd "$REPO" && tar -c --exclude=./.work --exclude=./.git --exclude=./tests/output . ) | tar -x -C "$dest"
 rm -f "$dest/changelogs/changelog.yaml" "$dest/CHANGELOG.md"
+# ansible-doc finds the new modules in the copy itself: never in .work/collections, which a test
+# run in progress reads (reinstalling it there made a parallel test's playbook "could not be found").
+ansible_env "$VENV" "$copy"
 version="$(sed -n 's/^version: *//p' "$REPO/galaxy.yml" | tr -d "\"'")"
 (cd "$dest" && antsibull-changelog release --version "$version" --date "${CHANGELOG_DATE:-$(date -u +%F)}" >/dev/null)
 cp "$dest/CHANGELOG.md" "${CHANGELOG_OUT:-$REPO/CHANGELOG.md}"

@@ -19,6 +19,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STACK="$WORK/stack"
+# Its own install of the collection: the test suite reads .work/collections while it runs, and
+# the demo (re)installing there under it would make the suite's playbooks vanish for a moment.
+DEMO_COLLECTIONS="$WORK/collections-demo"
 harness() {
     local ports=(--demo-ports)
     [ -z "${DEMO_FREE_PORTS:-}" ] || ports=()
@@ -30,8 +33,8 @@ harness() {
 # The secrets go into the file only, never to the terminal.
 shell_env() {
     [ -f "$STACK/stack.json" ] || { echo "no stack in $STACK: run 'bash scripts/demo.sh' first" >&2; exit 1; }
-    if [ ! -d "$COLLECTIONS/ansible_collections/callcenter/ops" ]; then build_collection "$VENV" "$COLLECTIONS"; fi
-    ansible_env "$VENV" "$COLLECTIONS"
+    if [ ! -d "$DEMO_COLLECTIONS/ansible_collections/callcenter/ops" ]; then build_collection "$VENV" "$DEMO_COLLECTIONS"; fi
+    ansible_env "$VENV" "$DEMO_COLLECTIONS"
     "$VENV/bin/python" - "$STACK" "$REPO/tests" <<'PY'
 import json, os, shlex, sys
 from pathlib import Path
@@ -88,8 +91,8 @@ case "$cmd" in
     up|status|incident|heal)
         ensure_apt
         ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
-        build_collection "$VENV" "$COLLECTIONS"
-        ansible_env "$VENV" "$COLLECTIONS"
+        build_collection "$VENV" "$DEMO_COLLECTIONS"
+        ansible_env "$VENV" "$DEMO_COLLECTIONS"
         if [ "$cmd" != up ] && [ ! -f "$STACK/stack.json" ]; then
             echo "no stack in $STACK: run 'bash scripts/demo.sh' first" >&2; exit 1
         fi
