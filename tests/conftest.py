@@ -203,6 +203,32 @@ class Ansible:
         return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
 
 
+    def refusals(self, role, cases, workdir, verbosity=0):
+        """Apply ``role`` once per case (a dict of role variables) in ONE ansible-playbook run,
+        each in a block whose rescue records why the role stopped: a role's refusals of bad
+        input cost one Ansible start, not one per case. Returns ``(result, messages)``: the
+        run, and per case the failure message (None when the role did not fail)."""
+        out = Path(workdir) / "refusals.json"
+        tasks = [{"name": "Start with nothing recorded", "ansible.builtin.set_fact": {"refused": {}}}]
+        for i, variables in enumerate(cases):
+            tasks.append({"name": "Case %d" % i, "block": [
+                {"name": "Apply the role (case %d)" % i,
+                 "ansible.builtin.include_role": {"name": role}, "vars": variables},
+                {"name": "It did not stop", "ansible.builtin.set_fact": {"refused": "{{ refused | combine({'%d': None}) }}" % i}},
+            ], "rescue": [
+                {"name": "Record why it stopped", "ansible.builtin.set_fact": {
+                    "refused": "{{ refused | combine({'%d': ansible_failed_result.msg | default('') | string}) }}" % i}},
+            ]})
+        tasks.append({"name": "Write what each case got", "ansible.builtin.copy": {
+            "content": "{{ refused | to_json }}", "dest": str(out), "mode": "0600"}})
+        pb = Path(workdir) / "refusals.yml"
+        pb.write_text(json.dumps([{"name": "Refusals of %s" % role, "hosts": "localhost", "gather_facts": False,
+                                   "tasks": tasks}]))
+        r = self.playbook(pb, verbosity=verbosity)
+        got = json.loads(out.read_text()) if out.exists() else {}
+        return r, [got.get(str(i), "(case not reached)") for i in range(len(cases))]
+
+
 @pytest.fixture(scope="session")
 def ansible(collections_path, tmp_path_factory):
     return Ansible(collections_path, tmp_path_factory.mktemp("ansible-home"))

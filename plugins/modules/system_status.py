@@ -692,7 +692,7 @@ def probe_celery(url, timeout, p, expected):
         # A missing worker makes ping wait out its whole reply window: collect replies only for
         # what is left of this component's time (less a reserve for the broker check below), so
         # it still answers in time - degraded, naming who answered - instead of "no answer".
-        window = max(0.2, timeout - (time.monotonic() - started) - min(0.5, timeout * 0.2))
+        window = max(0.2, timeout - (time.monotonic() - started) - min(1.0, timeout * 0.3))
         online = probe.ping(expected, window=window)
         client.ping()  # kombu ends a ping whose connection broke quietly: is the broker still there?
     except rc.BrokerError as e:

@@ -5,7 +5,6 @@ import hashlib
 import os
 import random
 import shutil
-import socket
 import subprocess
 import zlib
 
@@ -109,20 +108,6 @@ def test_flipped_byte_inside_uncompressed_data_caught_only_by_crc(ansible, dumps
     assert "gzip CRC mismatch" in r["msg"], r
 
 
-def test_empty_file(ansible, tmp_path):
-    f = tmp_path / "empty.dump.gz"
-    f.write_bytes(b"")
-    r = verify(ansible, f)
-    assert r.rc != 0 and "is empty (0 bytes)" in r["msg"], r
-
-
-def test_zero_length_gzip(ansible, tmp_path):
-    f = tmp_path / "zero.dump.gz"
-    f.write_bytes(gzip.compress(b""))
-    r = verify(ansible, f)
-    assert r.rc != 0 and "empty gzip stream" in r["msg"], r
-
-
 def test_gzip_of_plain_sql_is_refused(ansible, dumps):
     r = verify(ansible, dumps / "plain.sql.gz")
     assert r.rc != 0 and "plain-SQL dump inside gzip" in r["msg"], r
@@ -131,24 +116,6 @@ def test_gzip_of_plain_sql_is_refused(ansible, dumps):
 def test_plain_sql_is_refused(ansible, dumps):
     r = verify(ansible, dumps / "plain.sql")
     assert r.rc != 0 and "plain-SQL dump" in r["msg"] and "pg_dump -Fc" in r["msg"], r
-
-
-def test_random_bytes(ansible, tmp_path):
-    f = tmp_path / "noise.dump.gz"
-    f.write_bytes(random.Random(1).randbytes(100000))
-    r = verify(ansible, f)
-    assert r.rc != 0 and "not a pg_dump archive" in r["msg"], r
-
-
-def test_directory_without_matching_file(ansible, tmp_path):
-    (tmp_path / "readme.txt").write_text("x")
-    r = verify(ansible, tmp_path)
-    assert r.rc != 0 and "no file matches *.dump.gz in %s" % tmp_path in r["msg"], r
-
-
-def test_path_that_does_not_exist(ansible, tmp_path):
-    r = verify(ansible, tmp_path / "nope.dump.gz")
-    assert r.rc != 0 and "does not exist" in r["msg"], r
 
 
 def test_pg_restore_missing(ansible, dumps, tmp_path):
@@ -193,11 +160,6 @@ def test_max_age_and_min_size(ansible, dumps, tmp_path):
     r = verify(ansible, f, max_age="26h", min_size="1G")
     assert r.rc != 0
     assert "older than max_age" in r["msg"] and "smaller than min_size" in r["msg"], r
-
-
-def test_bad_max_age(ansible, tmp_path):
-    r = verify(ansible, tmp_path, max_age="yesterday")
-    assert r.rc != 0 and "max_age must be a number with an optional unit" in r["msg"], r
 
 
 def test_checksum_sidecar(ansible, dumps, tmp_path):
@@ -304,17 +266,6 @@ def test_fifo_is_refused_at_once_not_opened(ansible, tmp_path):
     no_traceback(r)
 
 
-def test_socket_is_refused_too(ansible, tmp_path):
-    sock = socket.socket(socket.AF_UNIX)
-    path = tmp_path / "s.dump.gz"
-    sock.bind(str(path))
-    try:
-        r = verify(ansible, path)
-    finally:
-        sock.close()
-    assert r.rc != 0 and "is a socket, not a regular file" in r["msg"], r
-
-
 def test_directory_whose_newest_match_is_a_fifo_verifies_the_newest_regular_file(ansible, dumps, tmp_path):
     good = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
     os.utime(good, (1_700_000_000, 1_700_000_000))
@@ -328,7 +279,7 @@ def test_directory_whose_newest_match_is_a_fifo_verifies_the_newest_regular_file
     assert "is a FIFO, not a regular file" in r["msg"], r
 
 
-@pytest.mark.parametrize("case", ["symlink_loop", "name_too_long", "through_a_file", "loop_in_directory"])
+@pytest.mark.parametrize("case", ["symlink_loop"])  # the others: tests/unit/plugins/modules/test_backup_verify_args.py
 def test_file_system_errors_are_failed_checks_with_a_sentence(ansible, tmp_path, case):
     if case == "symlink_loop":
         path = tmp_path / "a.dump.gz"
@@ -357,10 +308,7 @@ def test_file_system_errors_are_failed_checks_with_a_sentence(ansible, tmp_path,
 
 
 @pytest.mark.parametrize("value, expected", [
-    ("nan", "timeout must be a finite number of seconds"),
-    ("inf", "timeout must be a finite number of seconds"),
-    ("1e12", "timeout must be at most 86400 seconds"),
-    ("0", "timeout must be greater than 0"),
+    ("nan", "timeout must be a finite number of seconds"),  # the others: tests/unit/plugins/modules
 ])
 def test_unusable_timeout_is_refused_with_a_sentence(ansible, dumps, value, expected):
     r = ansible.module("backup_verify", {"path": str(dumps / "raw.dump"), "timeout": value})

@@ -9,8 +9,7 @@ import pytest
 TOKEN = "999:role-Secret-Token"
 
 
-def role_playbook(tmp_path, **overrides):
-    root = tmp_path / "host"
+def role_vars(root, tmp_path, **overrides):
     variables = dict(
         backup_verify_path=str(tmp_path / "backups"),
         backup_verify_install_dir=str(root / "lib"),
@@ -23,6 +22,12 @@ def role_playbook(tmp_path, **overrides):
         callcenter_runbook_base_url="https://ops.example/doc/operations/runbooks",
     )
     variables.update(overrides)
+    return variables
+
+
+def role_playbook(tmp_path, **overrides):
+    root = tmp_path / "host"
+    variables = role_vars(root, tmp_path, **overrides)
     pb = tmp_path / "site.yml"
     lines = ["- hosts: localhost", "  gather_facts: false", "  roles:", "    - role: callcenter.ops.backup_verify",
              "      vars:"]
@@ -45,36 +50,27 @@ def test_cron_scheduler_writes_a_cron_entry_and_no_units(ansible, tmp_path):
     assert again.rc == 0 and "changed=0" in again.output, again
 
 
-def test_bad_max_age_fails_before_anything_is_written(ansible, tmp_path):
-    pb, root = role_playbook(tmp_path, backup_verify_max_age="yesterday")
-    r = ansible.playbook(pb)
-    assert r.rc != 0
-    assert "backup_verify settings are invalid" in r.output
-    assert not root.exists()
+# Each refusal is one application of the role in one playbook run (ansible.refusals):
+# (variables, what the failure message says).
+REFUSED = [
+    (dict(backup_verify_max_age="yesterday"), "backup_verify settings are invalid"),
+] + [
+    (dict(backup_verify_timeout=v), "timeout a number of seconds > 0") for v in ("nan", "inf", "1e12", 0)
+] + [
+    (dict(backup_verify_scheduler="anacron"), "anacron"),
+    (dict(backup_verify_telegram_chat_id=""), "Telegram token and chat id both set or both empty"),
+]
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "1e12", 0])
-def test_unusable_timeout_fails_before_anything_is_written(ansible, tmp_path, value):
-    pb, root = role_playbook(tmp_path, backup_verify_timeout=value)
-    r = ansible.playbook(pb)
-    assert r.rc != 0, r
-    assert "backup_verify_timeout" in r.output or "backup_verify settings are invalid" in r.output, r
-    assert not root.exists()
-
-
-def test_wrong_type_is_refused_by_the_argument_spec(ansible, tmp_path):
-    pb, root = role_playbook(tmp_path, backup_verify_scheduler="anacron")
-    r = ansible.playbook(pb)
-    assert r.rc != 0
-    assert "backup_verify_scheduler" in r.output and "anacron" in r.output
-    assert not root.exists()
-
-
-def test_token_without_chat_id_is_refused(ansible, tmp_path):
-    pb, root = role_playbook(tmp_path, backup_verify_telegram_chat_id="")
-    r = ansible.playbook(pb)
-    assert r.rc != 0 and "Telegram token and chat id both set or both empty" in r.output
+def test_bad_input_is_refused_before_anything_is_written(ansible, tmp_path):
+    cases = [role_vars(tmp_path / ("case%d" % i), tmp_path, **v) for i, (v, _e) in enumerate(REFUSED)]
+    r, messages = ansible.refusals("callcenter.ops.backup_verify", cases, tmp_path)
+    assert r.rc == 0, r
+    for (variables, expected), msg in zip(REFUSED, messages):
+        assert msg and expected in msg, (variables, expected, msg)
+    assert "backup_verify_scheduler" in messages[-2]
     assert TOKEN not in r.output
+    assert not list(tmp_path.glob("case*")), "a refused case wrote files"
 
 
 def test_verify_backup_playbook_prints_verdict(ansible, dumps, tmp_path):

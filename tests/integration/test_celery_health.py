@@ -168,25 +168,6 @@ def test_broker_password_option_works(ansible, stack):
     assert redis.password not in r.output
 
 
-@pytest.mark.parametrize("url", ["amqp://guest:guest@localhost//", "http://127.0.0.1:6379", "127.0.0.1:6379"])
-def test_bad_url_scheme_is_refused(ansible, url):
-    r = ansible.module("celery_health", dict(broker_url=url))
-    assert r.rc != 0
-    assert "scheme" in r["msg"] and "redis://" in r["msg"], r
-    assert "guest:guest" not in r["msg"]
-
-
-@pytest.mark.parametrize("timeout", [0, -1])
-def test_timeout_must_be_positive(ansible, timeout):
-    r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:1/0", timeout=timeout))
-    assert r.rc != 0 and "timeout must be greater than 0" in r["msg"], r
-
-
-def test_expected_workers_rejects_nonsense(ansible):
-    r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:1/0", expected_workers={"a": 1}))
-    assert r.rc != 0 and "expected_workers must be a count or a list" in r["msg"], r
-
-
 def test_no_workers_at_all(ansible, redis_server):
     r = health(ansible, redis_server, expected_workers=2, timeout=1)
     assert r.rc != 0
@@ -406,10 +387,10 @@ def test_system_status_takes_the_broker_password_from_the_environment(ansible, r
     assert redis_server.password not in r.output
 
 
-@pytest.mark.parametrize("module", ["celery_health", "celery_queue_purge"])
-@pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "1e12", "-1", "0"])
+@pytest.mark.parametrize("module, timeout", [("celery_health", "nan"), ("celery_queue_purge", "1e12")])
 def test_timeout_nonsense_is_refused_with_a_sentence(ansible, module, timeout):
-    """As typed on an ad-hoc command line: -a 'timeout=nan'."""
+    """As typed on an ad-hoc command line: -a 'timeout=nan' (the whole matrix, and the other
+    refusals of bad input, run in-process in tests/unit/plugins/modules/test_celery_args.py)."""
     cmd = [str(ansible.env["PATH"].split(":")[0] + "/ansible"), "localhost", "-m", "callcenter.ops." + module,
            "-a", "broker_url=redis://127.0.0.1:1/0 queues=stats timeout=%s" % timeout]
     import subprocess
@@ -478,9 +459,3 @@ def test_module_docs_render_with_the_shared_broker_fragments(ansible, module):
     assert p.returncode == 0, p.stderr
     assert "CELERY_BROKER_PASSWORD" in p.stdout and "broker_url" in p.stdout
     assert "print a failed ad-hoc" in " ".join(p.stdout.split())
-
-
-def test_health_without_any_broker_url_says_where_to_put_it(ansible):
-    r = ansible.module("celery_health", dict(expected_workers=1), env={"CELERY_BROKER_URL": ""})
-    assert r.rc != 0
-    assert "broker_url is required" in r["msg"] and "CELERY_BROKER_URL" in r["msg"], r

@@ -50,32 +50,6 @@ def test_compose_file_rendered_validated_and_secret_free(ansible, tmp_path):
     assert again.rc == 0 and "changed=0" in again.output, again
 
 
-def test_missing_auth_is_refused_before_any_change(ansible, tmp_path):
-    r, root = play(ansible, tmp_path, flower_basic_auth=[])
-    assert r.rc != 0
-    assert "Flower is never deployed without auth" in r.output
-    assert not root.exists()
-
-
-@pytest.mark.parametrize("user,password", [
-    ("admin", "password"), ("admin", "admin"), ("flower", "changeme"), ("ops", "short"),
-    ("longusername-x", "longusername-x"), ("ops", "has,a-comma-inside"),
-])
-def test_weak_or_default_password_is_refused(ansible, tmp_path, user, password):
-    r, root = play(ansible, tmp_path, flower_basic_auth=[{"user": user, "password": password}])
-    assert r.rc != 0
-    assert "the password is refused" in r.output
-    assert not root.exists()
-
-
-@pytest.mark.parametrize("port", [0, 70000, "http"])
-def test_invalid_port_is_refused(ansible, tmp_path, port):
-    r, root = play(ansible, tmp_path, flower_port=port)
-    assert r.rc != 0
-    assert "flower_port" in r.output
-    assert not root.exists()
-
-
 def test_compose_tool_rejecting_the_file_keeps_the_old_one(ansible, tmp_path, compose_tool):
     """A compose file the tool rejects (here: a port spec it cannot parse) never replaces the
     live one: template's validate runs first."""
@@ -140,27 +114,6 @@ def test_accepted_password_is_never_printed_even_at_vvv(ansible, tmp_path):
         assert ACCEPTED not in r.output and "Broker-Secret-9" not in r.output, (verbosity, r)
 
 
-@pytest.mark.parametrize("user", ["a:b", "a,b", "ops\nFLOWER_X=1", "o'ps"])
-def test_malformed_user_is_refused_by_name(ansible, tmp_path, user):
-    r, root = play(ansible, tmp_path, flower_basic_auth=[{"user": user, "password": ACCEPTED}])
-    assert r.rc != 0
-    assert "user name" in r.output and ACCEPTED not in r.output, r
-    assert not root.exists()
-
-
-@pytest.mark.parametrize("variables", [
-    dict(flower_extra_env={"FLOWER_X": "1\nFLOWER_UNAUTHENTICATED_API=true"}),
-    dict(flower_extra_env={"BAD KEY": "1"}),
-    dict(flower_broker_url="redis://127.0.0.1:6379/0\nFLOWER_UNAUTHENTICATED_API=true"),
-    dict(flower_db_path="/var/lib/flower/x\nFLOWER_UNAUTHENTICATED_API=true"),
-])
-def test_nothing_can_inject_a_line_into_the_env_file(ansible, tmp_path, variables):
-    r, root = play(ansible, tmp_path, **variables)
-    assert r.rc != 0, r
-    assert "flower.env" in r.output, r
-    assert not root.exists()
-
-
 def test_env_file_quotes_every_value_for_systemd_sh_and_compose(ansible, tmp_path):
     password = "Dollar$HOME-and#hash and space"
     r, root = play(ansible, tmp_path, flower_basic_auth=[{"user": "ops", "password": password}],
@@ -194,18 +147,53 @@ def test_compose_image_is_the_flower_version(ansible, tmp_path):
     assert svc["image"] == "mher/flower:2.2.0"
 
 
-@pytest.mark.parametrize("image", ["mher/flower:2.0", "mher/flower", "registry.local:5000/flower",
-                                   "mher/flower@sha256:abc"])
-def test_compose_image_of_another_version_is_refused_before_any_change(ansible, tmp_path, image):
-    r, root = play(ansible, tmp_path, flower_compose_image=image, flower_version="2.2.0")
-    assert r.rc != 0
-    assert "must be tagged with flower_version (2.2.0)" in r.output, r.output
-    assert not (root / "flower").exists()
-
-
 def test_the_role_owns_its_compose_template():
     from pathlib import Path
     role = Path(__file__).resolve().parents[2] / "roles" / "flower"
     assert (role / "templates" / "docker-compose.yml.j2").is_file()
     tasks = "".join(p.read_text() for p in (role / "tasks").glob("*.yml"))
     assert "role_path" not in tasks
+
+
+# Every refusal of bad input, each case a separate application of the role in one playbook run
+# (ansible.refusals); (variables, what the failure message says).
+REFUSED = [
+    (dict(flower_basic_auth=[]), "Flower is never deployed without auth"),
+] + [
+    (dict(flower_basic_auth=[{"user": u, "password": pw}]), "the password is refused")
+    for u, pw in [("admin", "password"), ("admin", "admin"), ("flower", "changeme"), ("ops", "short"),
+                  ("longusername-x", "longusername-x"), ("ops", "has,a-comma-inside")]
+] + [
+    (dict(flower_port=port), "flower_port") for port in (0, 70000, "http")
+] + [
+    (dict(flower_basic_auth=[{"user": u, "password": ACCEPTED}]), "user name")
+    for u in ("a:b", "a,b", "ops\nFLOWER_X=1", "o'ps")
+] + [
+    (v, "flower.env") for v in (
+        dict(flower_extra_env={"FLOWER_X": "1\nFLOWER_UNAUTHENTICATED_API=true"}),
+        dict(flower_extra_env={"BAD KEY": "1"}),
+        dict(flower_broker_url="redis://127.0.0.1:6379/0\nFLOWER_UNAUTHENTICATED_API=true"),
+        dict(flower_db_path="/var/lib/flower/x\nFLOWER_UNAUTHENTICATED_API=true"))
+] + [
+    (dict(flower_compose_image=image, flower_version="2.2.0"), "must be tagged with flower_version (2.2.0)")
+    for image in ("mher/flower:2.0", "mher/flower", "registry.local:5000/flower", "mher/flower@sha256:abc")
+]
+
+
+def test_bad_input_is_refused_by_name_before_any_change(ansible, tmp_path):
+    """Missing auth, weak or default passwords, bad ports, malformed user names, values that would
+    inject a line into flower.env, a compose image of another version: each stops the role before
+    it writes anything, with a message naming what is wrong, and no accepted password is shown."""
+    cases = []
+    for i, (variables, _expected) in enumerate(REFUSED):
+        base = dict(flower_deploy_method="compose", flower_compose_dir=str(tmp_path / ("case%d" % i) / "flower"),
+                    flower_compose_up=False, flower_broker_url="redis://:Broker-Secret-9@10.0.0.5:6379/0",
+                    flower_basic_auth=GOOD)
+        base.update(variables)
+        cases.append(base)
+    r, messages = ansible.refusals("callcenter.ops.flower", cases, tmp_path)
+    assert r.rc == 0, r
+    for (variables, expected), msg in zip(REFUSED, messages):
+        assert msg and expected in msg, (variables, expected, msg)
+    assert ACCEPTED not in r.output and "Broker-Secret-9" not in r.output
+    assert not [p for p in tmp_path.glob("case*/flower")], "a refused case wrote files"
