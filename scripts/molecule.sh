@@ -19,20 +19,37 @@ molecule_scenarios() {
     for s in "${scenarios[@]}"; do
         [ -f "$REPO/molecule/$s/molecule.yml" ] || { echo "no molecule scenario '$s' (have: $(molecule_names))" >&2; return 2; }
     done
-    local home rc=0 root p1 p2 p3 p4
+    local home rc=0 jobs="${CCOPS_MOLECULE_JOBS:-2}" logs
     home="$(mktemp -d /tmp/ccops-molecule-home.XXXXXX)"
+    logs="$(mktemp -d /tmp/ccops-molecule-logs.XXXXXX)"
+    # Scenarios run $jobs at a time (each waits on its servers for much of its time); every
+    # scenario's output goes to its own log, printed whole when it ends, so logs never interleave.
     for s in "${scenarios[@]}"; do
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
         log "molecule scenario $s"
-        # Every path and port of the scenario is this run's own (vars/main.yml reads these).
-        root="$(mktemp -d /tmp/ccops-molecule-"$s".XXXXXX)"
-        chmod 755 "$root"
-        read -r p1 p2 p3 p4 < <(free_ports 4)
-        (cd "$REPO" && ANSIBLE_HOME="$home" XDG_CACHE_HOME="$home/cache" MOLECULE_GLOB='molecule/*/molecule.yml' \
-            CCOPS_MOLECULE_ROOT="$root" CCOPS_MOLECULE_REDIS_PORT="$p1" CCOPS_MOLECULE_FLOWER_PORT="$p2" \
-            CCOPS_MOLECULE_PROMETHEUS_PORT="$p3" CCOPS_MOLECULE_ALERTMANAGER_PORT="$p4" "$VENV/bin/molecule" test -s "$s") || rc=1
-        rm -rf "$root"
+        { if molecule_one "$s" "$home" > "$logs/$s.log" 2>&1; then echo 0; else echo 1; fi > "$logs/$s.rc"; } &
     done
-    rm -rf "$home"
+    wait
+    for s in "${scenarios[@]}"; do
+        log "molecule scenario $s: its output"
+        cat "$logs/$s.log"
+        if [ "$(cat "$logs/$s.rc" 2>/dev/null)" != 0 ]; then rc=1; log "molecule scenario $s FAILED"; fi
+    done
+    rm -rf "$home" "$logs"
+    return $rc
+}
+
+# molecule_one SCENARIO HOME: `molecule test -s SCENARIO` with its own root dir and free ports.
+molecule_one() {
+    local s="$1" home="$2" root p1 p2 p3 p4 rc=0
+    # Every path and port of the scenario is this run's own (vars/main.yml reads these).
+    root="$(mktemp -d /tmp/ccops-molecule-"$s".XXXXXX)"
+    chmod 755 "$root"
+    read -r p1 p2 p3 p4 < <(free_ports 4)
+    (cd "$REPO" && ANSIBLE_HOME="$home/$s" XDG_CACHE_HOME="$home/$s/cache" MOLECULE_GLOB='molecule/*/molecule.yml' \
+        CCOPS_MOLECULE_ROOT="$root" CCOPS_MOLECULE_REDIS_PORT="$p1" CCOPS_MOLECULE_FLOWER_PORT="$p2" \
+        CCOPS_MOLECULE_PROMETHEUS_PORT="$p3" CCOPS_MOLECULE_ALERTMANAGER_PORT="$p4" "$VENV/bin/molecule" test -s "$s") || rc=1
+    rm -rf "$root"
     return $rc
 }
 

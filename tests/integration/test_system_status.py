@@ -13,16 +13,53 @@ from fake_app import ADMIN_TOKEN
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def platform(redis_server, celery_factory, postgres, dumps, fake_app, flower_factory, tmp_path):
-    """Everything up: 2 workers, PostgreSQL, a verified backup, Flower, the app."""
-    celery_factory(redis_server.url).start_workers(["w1", "w2"])
-    backups = tmp_path / "backups"
+def build_platform(root, started, postgres, dumps):
+    """Everything up: 2 workers, PostgreSQL, a verified backup, Flower, the app. ``started``
+    collects what must be stopped afterwards."""
+    from conftest import CeleryCluster, FlowerServer, RedisServer
+    from fake_app import FakeApp
+    redis = RedisServer(root / "redis", "s3cret-Pa55").start()
+    started.append(redis)
+    celery = CeleryCluster(redis.url, root / "celery", "callcenter_sample")
+    started.append(celery)
+    celery.start_workers(["w1", "w2"])
+    backups = root / "backups"
     backups.mkdir()
     shutil.copy(dumps / "callcenter-2026-11-25.dump.gz", backups)
-    metrics = tmp_path / "backup.prom"
-    return dict(redis=redis_server, postgres=postgres, backups=backups, metrics=metrics, app=fake_app(),
-                flower=flower_factory(redis_server.url))
+    app = FakeApp(None, None).start()
+    started.append(app)
+    flower = FlowerServer(redis.url, root).start()
+    started.append(flower)
+    return dict(redis=redis, postgres=postgres, backups=backups, metrics=root / "backup.prom", app=app, flower=flower)
+
+
+def stop_all(started):
+    for thing in reversed(started):
+        try:
+            thing.stop()
+        except Exception:  # one failed stop must not leave the others running
+            pass
+
+
+@pytest.fixture
+def platform(postgres, dumps, tmp_path):
+    """A platform of its own, for a test that stops or changes a part of it."""
+    started = []
+    try:
+        yield build_platform(tmp_path, started, postgres, dumps)
+    finally:
+        stop_all(started)
+
+
+@pytest.fixture(scope="module")
+def shared_platform(postgres, dumps, tmp_path_factory):
+    """One platform for the tests that only read it (each start of two workers and Flower costs
+    seconds of CPU): they may pass other options, never stop or change a part of it."""
+    started = []
+    try:
+        yield build_platform(tmp_path_factory.mktemp("platform"), started, postgres, dumps)
+    finally:
+        stop_all(started)
 
 
 def args_for(p, **over):
@@ -42,9 +79,9 @@ def status(ansible, p, **over):
     return ansible.module("system_status", args_for(p, **over), env={"CALLCENTER_ADMIN_TOKEN": ADMIN_TOKEN})
 
 
-def test_everything_up_is_ok_with_every_figure(ansible, platform):
-    verify_backups(ansible, platform)
-    r = status(ansible, platform)
+def test_everything_up_is_ok_with_every_figure(ansible, shared_platform):
+    verify_backups(ansible, shared_platform)
+    r = status(ansible, shared_platform)
     assert r.rc == 0, r
     assert r["status"] == "ok", r["problems"]
     c = r["components"]
@@ -56,7 +93,7 @@ def test_everything_up_is_ok_with_every_figure(ansible, platform):
     assert c["postgres"]["server_version"].startswith("15")
     assert c["backup"]["verified"] is True and c["backup"]["path"].endswith("callcenter-2026-11-25.dump.gz")
     assert c["flower"]["auth"] is True
-    for secret in (platform["redis"].password, platform["postgres"].password, ADMIN_TOKEN):
+    for secret in (shared_platform["redis"].password, shared_platform["postgres"].password, ADMIN_TOKEN):
         assert secret not in r.output and secret not in json.dumps(r.result)
     assert "password" not in c["postgres"]["dsn"]
 
@@ -73,8 +110,8 @@ def test_redis_down_is_reported_and_the_others_still_shown(ansible, platform):
     assert "redis down" in r["msg"]
 
 
-def test_postgres_wrong_password(ansible, platform):
-    r = status(ansible, platform, pg_password="Wrong-Pg-Pass-42")
+def test_postgres_wrong_password(ansible, shared_platform):
+    r = status(ansible, shared_platform, pg_password="Wrong-Pg-Pass-42")
     assert r.rc == 0
     pg = r["components"]["postgres"]
     assert pg["status"] == "down" and "rejected the password for user postgres" in pg["reason"], pg
@@ -82,9 +119,9 @@ def test_postgres_wrong_password(ansible, platform):
     assert r["components"]["redis"]["status"] == "ok"
 
 
-def test_postgres_down(ansible, platform, blackhole):
+def test_postgres_down(ansible, shared_platform, blackhole):
     from conftest import free_port
-    r = status(ansible, platform, pg_port=free_port())
+    r = status(ansible, shared_platform, pg_port=free_port())
     pg = r["components"]["postgres"]
     assert pg["status"] == "down" and "refused the connection" in pg["reason"], pg
 
@@ -111,13 +148,13 @@ def test_app_wrong_token_and_app_down(ansible, platform):
 
 
 @pytest.mark.parametrize("component", ["app", "postgres", "redis"])
-def test_blackholed_component_costs_only_its_own_timeout(ansible, platform, blackhole, component):
+def test_blackholed_component_costs_only_its_own_timeout(ansible, shared_platform, blackhole, component):
     over = {"app": dict(app_url="http://127.0.0.1:%d" % blackhole),
             "postgres": dict(pg_port=blackhole),
             "redis": dict(broker_url="redis://127.0.0.1:%d/0" % blackhole)}[component]
     # the celery component reads the same broker, so it shares redis's timeout
     timeouts = {"redis": 1, "celery": 1} if component == "redis" else {component: 1}
-    r = status(ansible, platform, timeout=5, component_timeouts=timeouts, **over)
+    r = status(ansible, shared_platform, timeout=5, component_timeouts=timeouts, **over)
     assert r.rc == 0, r
     assert r["components"][component]["status"] == "down", r["components"][component]
     # well under the 5 s the others may take: its own 1 s governs (a loaded machine adds its share)
