@@ -337,8 +337,9 @@ def test_switching_scheduler_removes_the_other_ones_files(ansible, tmp_path):
     assert exec_start.startswith("ExecStart=/usr/bin/flock -n ")
     assert "CELERY_BROKER" not in service
     assert not (root / "cron.d" / "callcenter-celery-metrics").exists()
-    if shutil.which("systemd-analyze"):
-        p = subprocess.run(["systemd-analyze", "verify", str(units / "callcenter-celery-metrics.service"),
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        p = subprocess.run([analyze, "verify", str(units / "callcenter-celery-metrics.service"),
                             str(units / "callcenter-celery-metrics.timer")], capture_output=True, text=True,
                            check=False)
         assert p.returncode == 0, p.stderr
@@ -350,3 +351,5 @@ def test_switching_scheduler_removes_the_other_ones_files(ansible, tmp_path):
     line = (root / "cron.d" / "callcenter-celery-metrics").read_text().splitlines()[-1]
     assert line.startswith("*/2 * * * * root /usr/bin/flock -n "), line
     assert shlex.split(cron_command(root))[:3] == ["/usr/bin/flock", "-n", str(root / "run" / "celery-metrics.lock")]
+    if not analyze:  # everything else was checked; say that this part was not (CI fails on a skip)
+        pytest.skip("systemd-analyze (Debian package systemd) not installed: the units were not verified")

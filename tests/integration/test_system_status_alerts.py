@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -162,13 +163,20 @@ def test_playbook_table_and_page_show_the_alert_with_its_runbook_escaped(ansible
     assert "instance=127.0.0.1:5555, worker=w1@harness" in html
     assert "<script>" not in html
     assert "Worker &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; w1 &amp; co is down" in html
-    chromium = shutil.which("chromium")
-    if not chromium:
-        return
-    dom = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                          "--disable-background-networking", "--user-data-dir=%s" % (tmp_path / "chrome"),
-                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60, check=False).stdout
-    assert "CeleryWorkerDown" in dom and "<script>alert" not in dom
+    # Parsed as a browser tokenizes it (the page in a real Chromium is test_system_status'):
+    # the summary is text, and no element of the page is a script.
+    tags, text = [], []
+
+    class Page(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.append(tag)
+
+        def handle_data(self, data):
+            text.append(data)
+
+    Page(convert_charrefs=True).feed(html)
+    assert "script" not in tags, tags
+    assert 'Worker <script>alert("x")</script> w1 & co is down' in "".join(text)
 
 
 def test_a_runbook_link_that_is_not_http_is_shown_as_text_not_linked(ansible, alertmanager, tmp_path):
