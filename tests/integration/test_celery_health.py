@@ -28,9 +28,26 @@ def publish(broker_url, queue, count, priority=None, task="callcenter_sample.sco
 
 @pytest.fixture
 def stack(redis_server, celery_factory):
+    """Redis and two workers of its own, for a test that kills, loads or adds to them."""
     cluster = celery_factory(redis_server.url)
     cluster.start_workers(["w1", "w2"])
     return redis_server, cluster
+
+
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory):
+    """One Redis and two workers for the tests that only read them (each start costs seconds of
+    CPU): they never kill a worker, send a task or write to the broker."""
+    from conftest import CeleryCluster, RedisServer
+    root = tmp_path_factory.mktemp("shared-stack")
+    redis = RedisServer(root / "redis", "s3cret-Pa55").start()
+    cluster = CeleryCluster(redis.url, root / "celery", "callcenter_sample")
+    try:
+        cluster.start_workers(["w1", "w2"])
+        yield redis, cluster
+    finally:
+        cluster.stop()
+        redis.stop()
 
 
 def health(ansible, redis, **args):
@@ -39,8 +56,8 @@ def health(ansible, redis, **args):
     return ansible.module("celery_health", params)
 
 
-def test_two_workers_answer_at_once_when_expected(ansible, stack):
-    redis = stack[0]
+def test_two_workers_answer_at_once_when_expected(ansible, shared_stack):
+    redis = shared_stack[0]
     r = health(ansible, redis, expected_workers=2, queues=QUEUES, timeout=5)
     assert r.rc == 0, r
     assert r["healthy"] is True and r["problems"] == []
@@ -53,8 +70,8 @@ def test_two_workers_answer_at_once_when_expected(ansible, stack):
     assert r["duration"] < 1.0, r
 
 
-def test_queues_default_to_what_workers_consume(ansible, stack):
-    redis = stack[0]
+def test_queues_default_to_what_workers_consume(ansible, shared_stack):
+    redis = shared_stack[0]
     r = health(ansible, redis, expected_workers=["w1@harness", "w2@harness"])
     assert r.rc == 0, r
     assert sorted(r["queues"]) == QUEUES
@@ -63,8 +80,8 @@ def test_queues_default_to_what_workers_consume(ansible, stack):
     assert all(r["queue_details"][q]["consumers"] == ["w1@harness", "w2@harness"] for q in QUEUES), r
 
 
-def test_check_mode_is_the_same_read_only_check(ansible, stack):
-    redis = stack[0]
+def test_check_mode_is_the_same_read_only_check(ansible, shared_stack):
+    redis = shared_stack[0]
     r = ansible.module("celery_health", dict(broker_url=redis.url, expected_workers=2), check=True)
     assert r.rc == 0 and r["changed"] is False and r["healthy"], r
 
@@ -116,10 +133,10 @@ def test_redis_blackholed_is_reported_within_timeout(ansible, tmp_path):
         lst.close()
 
 
-def test_wrong_password_is_named_and_never_printed(ansible, stack):
+def test_wrong_password_is_named_and_never_printed(ansible, shared_stack):
     """Ad hoc, the URL comes from the environment: ansible-core itself echoes a failed ad-hoc
     task's -a arguments, so that is where operators are told to put it."""
-    redis = stack[0]
+    redis = shared_stack[0]
     wrong = "Wr0ng-Pa55word"
     url = redis.url.replace(redis.password, wrong)
     r = ansible.module("celery_health", dict(expected_workers=2), verbosity=3, env={"CELERY_BROKER_URL": url})
@@ -128,8 +145,8 @@ def test_wrong_password_is_named_and_never_printed(ansible, stack):
     assert wrong not in r.output and wrong not in str(r.result)
 
 
-def test_wrong_password_in_a_playbook_is_never_printed_at_vvv(ansible, stack, tmp_path):
-    redis = stack[0]
+def test_wrong_password_in_a_playbook_is_never_printed_at_vvv(ansible, shared_stack, tmp_path):
+    redis = shared_stack[0]
     wrong = "Wr0ng-Pa55word"
     pb = tmp_path / "check.yml"
     pb.write_text("""
@@ -146,22 +163,22 @@ def test_wrong_password_in_a_playbook_is_never_printed_at_vvv(ansible, stack, tm
     assert wrong not in r.output
 
 
-def test_password_in_url_is_masked_even_when_healthy_at_vvv(ansible, stack):
-    redis = stack[0]
+def test_password_in_url_is_masked_even_when_healthy_at_vvv(ansible, shared_stack):
+    redis = shared_stack[0]
     r = ansible.module("celery_health", dict(broker_url=redis.url, expected_workers=2), verbosity=3)
     assert r.rc == 0, r
     assert redis.password not in r.output and redis.password not in str(r.result)
     assert r["broker"] == "redis://:***@127.0.0.1:%d/0" % redis.port
 
 
-def test_missing_password_says_one_is_needed(ansible, stack):
-    redis = stack[0]
+def test_missing_password_says_one_is_needed(ansible, shared_stack):
+    redis = shared_stack[0]
     r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port))
     assert r.rc != 0 and "requires a password and none was given" in r["msg"], r
 
 
-def test_broker_password_option_works(ansible, stack):
-    redis = stack[0]
+def test_broker_password_option_works(ansible, shared_stack):
+    redis = shared_stack[0]
     r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port,
                                              broker_password=redis.password, expected_workers=2), verbosity=3)
     assert r.rc == 0, r
@@ -224,8 +241,8 @@ def test_busy_solo_worker_does_not_answer(ansible, redis_server, celery_factory)
     assert r["workers_missing"] == ["solo@harness"]
 
 
-def test_unknown_queue_is_flagged_not_fatal(ansible, stack):
-    redis = stack[0]
+def test_unknown_queue_is_flagged_not_fatal(ansible, shared_stack):
+    redis = shared_stack[0]
     r = health(ansible, redis, expected_workers=2, queues=["qualty"])
     assert r.rc == 0, r
     assert r["queue_details"]["qualty"]["exists"] is False
@@ -255,16 +272,16 @@ def test_beat_schedule_shows_last_daily_stats(ansible, stack):
     assert "beat entry last_daily_stats last ran" in r["msg"], r
 
 
-def test_missing_beat_file(ansible, stack, tmp_path):
-    redis = stack[0]
+def test_missing_beat_file(ansible, shared_stack, tmp_path):
+    redis = shared_stack[0]
     r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(tmp_path / "nope" / "celerybeat-schedule"))
     assert r.rc != 0 and "does not exist" in r["msg"], r
     # the rest of the check still ran
     assert r["workers_online"] == 2
 
 
-def test_corrupt_beat_file(ansible, stack, tmp_path):
-    redis = stack[0]
+def test_corrupt_beat_file(ansible, shared_stack, tmp_path):
+    redis = shared_stack[0]
     bad = tmp_path / "celerybeat-schedule"
     bad.write_bytes(os.urandom(4096))
     r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(bad))
@@ -272,8 +289,8 @@ def test_corrupt_beat_file(ansible, stack, tmp_path):
     assert "Traceback" not in r.output
 
 
-def test_beat_path_that_is_a_directory(ansible, stack, tmp_path):
-    redis = stack[0]
+def test_beat_path_that_is_a_directory(ansible, shared_stack, tmp_path):
+    redis = shared_stack[0]
     r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(tmp_path))
     assert r.rc != 0 and "is a directory" in r["msg"], r
 
