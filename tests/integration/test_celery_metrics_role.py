@@ -21,9 +21,8 @@ PROMTOOL = shutil.which("promtool")
 WORKERS = ["w1@harness", "w2@harness"]
 
 
-def apply_role(ansible, tmp_path, **overrides):
-    """Apply the role with every path under ``tmp_path/host``; returns (result, root)."""
-    root = tmp_path / "host"
+def role_vars(root, **overrides):
+    """The role's variables with every path under ``root``."""
     variables = dict(
         celery_metrics_scheduler="cron",
         celery_metrics_python=sys.executable,  # the harness's venv: celery and redis-py
@@ -38,6 +37,13 @@ def apply_role(ansible, tmp_path, **overrides):
         celery_metrics_timeout=2,
     )
     variables.update(overrides)
+    return variables
+
+
+def apply_role(ansible, tmp_path, **overrides):
+    """Apply the role with every path under ``tmp_path/host``; returns (result, root)."""
+    root = tmp_path / "host"
+    variables = role_vars(root, **overrides)
     pb = tmp_path / "site.yml"
     pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
                                    "roles": [{"role": "callcenter.ops.celery_metrics", "vars": variables}]}]))
@@ -301,20 +307,26 @@ def test_no_broker_url_in_the_env_file_names_the_variable(installed, tmp_path):
 
 
 # --------------------------------------------------------------------------- the role's refusals and switches
-@pytest.mark.parametrize("overrides, expected", [
+BAD_SETTINGS = [
     (dict(celery_metrics_queues=["a\nb"]), "celery_metrics settings are invalid"),
     (dict(celery_metrics_interval=90), "celery_metrics settings are invalid"),
     (dict(celery_metrics_timeout="nan"), "celery_metrics settings are invalid"),
     (dict(celery_metrics_broker_url="http://127.0.0.1:6379/0"), "celery_metrics settings are invalid"),
     (dict(celery_metrics_queues=["100%"]), "celery_metrics settings are invalid"),
     (dict(celery_metrics_scheduler="anacron"), "celery_metrics_scheduler"),
-])
-def test_bad_settings_fail_before_anything_is_written(ansible, tmp_path, overrides, expected):
-    overrides.setdefault("celery_metrics_broker_password", "Never-Shown-1")
-    r, root = apply_role(ansible, tmp_path, **overrides)
-    assert r.rc != 0 and expected in r.output, r
+]
+
+
+def test_bad_settings_fail_before_anything_is_written(ansible, tmp_path):
+    """Each case one application of the role, all in one playbook run (ansible.refusals)."""
+    cases = [role_vars(tmp_path / ("case%d" % i), celery_metrics_broker_password="Never-Shown-1", **overrides)
+             for i, (overrides, _e) in enumerate(BAD_SETTINGS)]
+    r, messages = ansible.refusals("callcenter.ops.celery_metrics", cases, tmp_path)
+    assert r.rc == 0, r
+    for (overrides, expected), msg in zip(BAD_SETTINGS, messages):
+        assert msg and expected in msg, (overrides, expected, msg)
     assert "Never-Shown-1" not in r.output
-    assert not root.exists()
+    assert not list(tmp_path.glob("case*")), "a refused case wrote files"
 
 
 def test_a_python_without_celery_is_refused_with_the_fix(ansible, tmp_path):
