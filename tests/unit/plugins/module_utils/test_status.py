@@ -1,23 +1,23 @@
 import time
 
-from ansible_collections.callcenter.ops.plugins.module_utils import status as st
+from ansible_collections.callcenter.ops.plugins.module_utils import status
 
 
 def test_worst_status_wins():
-    assert st.worst([]) == "ok"
-    assert st.worst(["ok", "degraded", "ok"]) == "degraded"
-    assert st.worst(["degraded", "down"]) == "down"
-    assert st.worst(["weird"]) == "down"
+    assert status.worst([]) == "ok"
+    assert status.worst(["ok", "degraded", "ok"]) == "degraded"
+    assert status.worst(["degraded", "down"]) == "down"
+    assert status.worst(["weird"]) == "down"
 
 
 def test_collect_runs_concurrently_and_abandons_a_hung_component():
     def slow():
         time.sleep(0.3)
-        return st.component("ok")
+        return status.component("ok")
 
     def hung():
         time.sleep(2)
-        return st.component("ok")
+        return status.component("ok")
 
     def empty():
         return None
@@ -26,8 +26,8 @@ def test_collect_runs_concurrently_and_abandons_a_hung_component():
         raise RuntimeError("boom")
 
     t0 = time.monotonic()
-    out = st.collect({"a": slow, "b": slow, "c": hung, "d": broken, "e": empty},
-                     {"a": 1, "b": 1, "c": 0.5, "d": 1, "e": 1}, margin=0.1)
+    out = status.collect({"a": slow, "b": slow, "c": hung, "d": broken, "e": empty},
+                         {"a": 1, "b": 1, "c": 0.5, "d": 1, "e": 1}, margin=0.1)
     elapsed = time.monotonic() - t0
     assert elapsed < 0.9  # a and b overlapped; c cut at its own 0.5 s
     assert out["a"]["status"] == "ok" and out["b"]["status"] == "ok"
