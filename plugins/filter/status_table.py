@@ -7,8 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.callcenter.ops.plugins.module_utils.app_api import strip_userinfo
 from ansible_collections.callcenter.ops.plugins.module_utils.fmt import duration as _duration, size as _bytes
+from ansible_collections.callcenter.ops.plugins.module_utils.redact import strip_userinfo
 from ansible_collections.callcenter.ops.plugins.module_utils.status import COMPONENTS, DOWN, OK, worst
 
 

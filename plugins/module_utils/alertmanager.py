@@ -16,6 +16,7 @@ import re
 import time
 
 from ansible_collections.callcenter.ops.plugins.module_utils import app_api
+from ansible_collections.callcenter.ops.plugins.module_utils.redact import strip_userinfo
 from ansible_collections.callcenter.ops.plugins.module_utils.status import DEGRADED, DOWN, OK, component, worst
 
 # Firing and not muted: a silenced or inhibited alert is someone's decision, not news.
@@ -94,8 +95,8 @@ def parse_alerts(data, url, now=None):
             age_seconds=round(max(0.0, now - started), 1) if started is not None else None,
             summary=_text(annotations.get("summary")),
             description=_text(annotations.get("description")),
-            runbook_url=app_api.strip_userinfo(_text(annotations.get("runbook_url"))),
-            generatorURL=app_api.strip_userinfo(_text(item.get("generatorURL"))),
+            runbook_url=strip_userinfo(_text(annotations.get("runbook_url"))),
+            generatorURL=strip_userinfo(_text(item.get("generatorURL"))),
             fingerprint=_text(item.get("fingerprint")),
             state=_text(status.get("state")),
         ))
@@ -135,7 +136,7 @@ def summarize(alerts, mapping):
 def probe(url, timeout, mapping=None, validate_certs=True, ca_path=None, basic_auth=None):
     """The ``alerts`` component: what fires in the Alertmanager at ``url`` (shown without user info)."""
     mapping = DEFAULT_SEVERITY_STATUS if mapping is None else mapping
-    shown = app_api.strip_userinfo(url).rstrip("/") if isinstance(url, str) else url
+    shown = strip_userinfo(url).rstrip("/") if isinstance(url, str) else url
     try:
         client = app_api.AppClient(url, None, timeout, validate_certs, ca_path, basic_auth=basic_auth,
                                    option="alertmanager_url", service="Alertmanager")

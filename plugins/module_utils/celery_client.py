@@ -23,6 +23,10 @@ try:
     from ansible_collections.callcenter.ops.plugins.module_utils.textfile import exposition
 except ImportError:
     from ccops_textfile import exposition
+try:
+    from ansible_collections.callcenter.ops.plugins.module_utils.redact import mask
+except ImportError:
+    from ccops_redact import mask
 
 # kombu's Redis transport keeps one list per priority step: the bare name for step 0, then
 # "<queue>\x06\x16<step>". It clamps a message's priority to 0..9 and files it under the largest
@@ -183,9 +187,7 @@ class CeleryProbe:
                               "and kombu kept retrying)%s" % (self.url.where, what, self.timeout + CALL_GRACE, hint))
         if "error" in outcome:
             e = outcome["error"]
-            text = str(e)
-            for s in self.url.secrets():
-                text = text.replace(s, "***")
+            text = mask(e, *self.url.secrets())
             raise BrokerError("%s: Celery %s failed (%s: %s)%s" % (self.url.where, what, type(e).__name__, text, hint))
         return outcome.get("value")
 

@@ -32,13 +32,15 @@ description:
   - The module only reads the backup. It reports C(changed) only when it wrote O(metrics_file).
 author:
   - callcenter.ops maintainers (@callcenter-ops)
+extends_documentation_fragment:
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: Verifies as usual but writes no metrics file.
+    details: Verifies as usual but writes no metrics file.
   diff_mode:
     support: none
-    description: No diff is produced.
+    details: No diff is produced.
 options:
   path:
     description:

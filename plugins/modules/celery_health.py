@@ -27,13 +27,14 @@ author:
 extends_documentation_fragment:
   - callcenter.ops.broker.connection
   - callcenter.ops.broker
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: The module is read-only; check mode runs it as usual.
+    details: The module is read-only; check mode runs it as usual.
   diff_mode:
     support: none
-    description: Nothing is changed, so there is no diff.
+    details: Nothing is changed, so there is no diff.
 options:
   expected_workers:
     description:

@@ -27,13 +27,14 @@ author:
 extends_documentation_fragment:
   - callcenter.ops.broker.connection
   - callcenter.ops.broker
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: Counts the messages that would be removed and removes none.
+    details: Counts the messages that would be removed and removes none.
   diff_mode:
     support: none
-    description: No diff is produced.
+    details: No diff is produced.
 options:
   queues:
     description:

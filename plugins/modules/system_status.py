@@ -35,13 +35,15 @@ extends_documentation_fragment:
   - callcenter.ops.app_api
   - callcenter.ops.flower
   - callcenter.ops.broker.connection
+  - callcenter.ops.postgres
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: Read-only; runs as usual.
+    details: Read-only; runs as usual.
   diff_mode:
     support: none
-    description: No diff is produced.
+    details: No diff is produced.
 options:
   timeout:
     description:
@@ -88,29 +90,6 @@ options:
         before C(redis) is degraded.
     type: int
     default: 1048576
-  pg_host:
-    description:
-      - PostgreSQL host; enables the C(postgres) component.
-    type: str
-  pg_port:
-    description:
-      - PostgreSQL port.
-    type: int
-    default: 5432
-  pg_user:
-    description:
-      - PostgreSQL user (any user may read pg_stat_activity counts).
-    type: str
-    default: postgres
-  pg_password:
-    description:
-      - PostgreSQL password. If not set, the C(PGPASSWORD) environment variable is used.
-    type: str
-  pg_database:
-    description:
-      - Database whose size is shown.
-    type: str
-    default: postgres
   pg_connections_ratio_degraded:
     description:
       - Client connections over C(max_connections) above which C(postgres) is degraded.
@@ -613,6 +592,7 @@ from ansible_collections.callcenter.ops.plugins.module_utils import app_api
 from ansible_collections.callcenter.ops.plugins.module_utils import backup
 from ansible_collections.callcenter.ops.plugins.module_utils import celery_client
 from ansible_collections.callcenter.ops.plugins.module_utils import postgres
+from ansible_collections.callcenter.ops.plugins.module_utils import redact
 from ansible_collections.callcenter.ops.plugins.module_utils import redis_client
 from ansible_collections.callcenter.ops.plugins.module_utils import status
 from ansible_collections.callcenter.ops.plugins.module_utils import status_probes
@@ -637,9 +617,8 @@ def flower_target(module):
     """``(url without user info, (user, password) or None)``. Credentials inside flower_url are
     used (the options win) but never shown again: their password joins the module's no_log values."""
     p = module.params
-    url, url_user, url_password = app_api.split_userinfo(p["flower_url"])
-    if url_password:
-        module.no_log_values.add(url_password)
+    url, url_user, url_password = redact.split_userinfo(p["flower_url"])
+    redact.hide(module, url_password)
     if url_user is not None:
         module.warn("flower_url holds credentials: they were taken out of every URL shown; pass them as "
                     "flower_user and flower_password (or FLOWER_USER / FLOWER_PASSWORD) instead")
@@ -655,9 +634,8 @@ def flower_target(module):
 def alertmanager_target(module):
     """``(url, (user, password) or None)``: credentials inside alertmanager_url go to a proxy as
     basic auth and join the module's no_log values; the probe shows the URL without them."""
-    url, user, password = app_api.split_userinfo(module.params["alertmanager_url"])
-    if password:
-        module.no_log_values.add(password)
+    url, user, password = redact.split_userinfo(module.params["alertmanager_url"])
+    redact.hide(module, password)
     return module.params["alertmanager_url"], ((user, password or "") if user else None)
 
 
@@ -683,11 +661,6 @@ def main():
         redis_memory_ratio_degraded=dict(type="float", default=0.9),
         redis_expected_replicas=dict(type="int"),
         redis_replication_lag_bytes_degraded=dict(type="int", default=1048576),
-        pg_host=dict(type="str"),
-        pg_port=dict(type="int", default=5432),
-        pg_user=dict(type="str", default="postgres"),
-        pg_password=dict(type="str", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
-        pg_database=dict(type="str", default="postgres"),
         pg_connections_ratio_degraded=dict(type="float", default=0.8),
         pg_replicas=dict(type="list", elements="str", default=[]),
         pg_expected_replicas=dict(type="int"),
@@ -703,6 +676,7 @@ def main():
     )
     argument_spec.update(redis_client.broker_connection_spec())  # the same broker options as celery_health
     argument_spec.update(app_api.flower_argument_spec())
+    argument_spec.update(postgres.postgres_connection_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     started = time.monotonic()
