@@ -34,3 +34,14 @@ def test_collect_runs_concurrently_and_abandons_a_hung_component():
     assert out["c"] == {"status": "down", "reason": "no answer within 0.5s", "duration": out["c"]["duration"]}
     assert out["d"]["status"] == "down" and "RuntimeError: boom" in out["d"]["reason"]
     assert out["e"]["status"] == "down" and out["e"]["reason"] == "the check returned no result"
+
+
+def test_the_docs_name_the_components_in_the_order_of_COMPONENTS():
+    """COMPONENTS is the one list; the docs that must spell it out (YAML cannot import it) follow it."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[4]
+    spelled = ", ".join(status.COMPONENTS)
+    for doc in ("plugins/modules/system_status.py", "plugins/filter/status_components.yml",
+                "plugins/filter/status_figures.yml"):
+        assert spelled in " ".join((repo / doc).read_text().split()), doc
