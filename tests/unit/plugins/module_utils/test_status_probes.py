@@ -221,43 +221,45 @@ class FakeFlower:
 URL = "http://127.0.0.1:5555/"
 
 
-def flower(answers, credentials=None):
-    client = FakeFlower(answers)
-    return status_probes.probe_flower(params(), URL, credentials, 1.0, client=client), client
+def flower(answers, credentials=None, client=None):
+    client = client or FakeFlower(answers)
+    return status_probes.probe_flower(params(), URL, credentials, 1.0, client=client)
 
 
 def test_flower_open_without_credentials_is_degraded_and_says_who_can_see_what():
-    c, _ = flower({("/", False): 200, ("/api/workers", False): 401})
+    c = flower({("/", False): 200, ("/api/workers", False): 401})
     assert c["status"] == "degraded" and c["auth"] is False and c["credentials"] == "not checked"
     assert "answers %s without credentials" % URL in c["reason"] and "/api/workers" not in c["reason"]
-    c, _ = flower({("/", False): 200, ("/api/workers", False): 200})
+    c = flower({("/", False): 200, ("/api/workers", False): 200})
     assert "through /api/workers shut workers down and revoke tasks" in c["reason"]
-    c, _ = flower({("/", False): 200, ("/api/workers", False): app_api.AppError("timed out")})
+    c = flower({("/", False): 200, ("/api/workers", False): app_api.AppError("timed out")})
     assert c["status"] == "degraded" and "/api/workers" not in c["reason"]
 
 
 def test_flower_asking_for_credentials_is_ok_and_checks_the_ones_given():
-    c, client = flower({("/", False): 401})
+    client = FakeFlower({("/", False): 401})
+    c = flower(None, client=client)
     assert c["status"] == "ok" and c["auth"] is True and c["credentials"] == "not given"
     assert client.asked == [("/", False)]
-    c, client = flower({("/", False): 401, ("/", True): 200}, ("ops", "pw"))
+    client = FakeFlower({("/", False): 401, ("/", True): 200})
+    c = flower(None, ("ops", "pw"), client=client)
     assert c["status"] == "ok" and c["reason"] == "" and c["credentials"] == "accepted"
     assert client.asked == [("/", False), ("/", True)]
 
 
 def test_flower_rejecting_the_credentials_is_degraded_and_names_the_user_not_the_password():
-    c, _ = flower({("/", False): 401, ("/", True): 401}, ("ops", "S3cret-pw"))
+    c = flower({("/", False): 401, ("/", True): 401}, ("ops", "S3cret-pw"))
     assert c["status"] == "degraded" and c["credentials"] == "rejected"
     assert "'ops'" in c["reason"] and "S3cret-pw" not in str(c)
 
 
 def test_flower_answering_something_else_is_down():
-    c, _ = flower({("/", False): 404})
+    c = flower({("/", False): 404})
     assert c["status"] == "down" and c["http_status"] == 404
     assert c["reason"] == "%s answered HTTP 404 (is flower_url Flower's address, with its url_prefix?)" % URL
-    c, _ = flower({("/", False): 401, ("/", True): 500}, ("ops", "pw"))
+    c = flower({("/", False): 401, ("/", True): 500}, ("ops", "pw"))
     assert c["status"] == "down" and c["reason"] == "%s answered HTTP 500 to the credentials given" % URL
-    c, _ = flower({("/", False): app_api.AppError("%s refused the connection (is Flower running?)" % URL)})
+    c = flower({("/", False): app_api.AppError("%s refused the connection (is Flower running?)" % URL)})
     assert c == {"status": "down", "reason": "%s refused the connection (is Flower running?)" % URL, "url": URL}
 
 
@@ -267,5 +269,5 @@ def test_flower_answering_something_else_is_down():
 ])
 def test_flower_status_by_what_it_answers(anonymous, with_credentials, expected):
     answers = {("/", False): anonymous, ("/api/workers", False): 401, ("/", True): with_credentials}
-    c, _ = flower(answers, ("ops", "pw") if with_credentials else None)
+    c = flower(answers, ("ops", "pw") if with_credentials else None)
     assert c["status"] == expected
