@@ -7,18 +7,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.callcenter.ops.plugins.module_utils.app_api import strip_userinfo
 from ansible_collections.callcenter.ops.plugins.module_utils.fmt import duration as _duration, size as _bytes
-from ansible_collections.callcenter.ops.plugins.module_utils.status import DOWN, OK, worst
-
-ORDER = ("app", "celery", "redis", "postgres", "backup", "flower", "alerts")
+from ansible_collections.callcenter.ops.plugins.module_utils.redact import strip_userinfo
+from ansible_collections.callcenter.ops.plugins.module_utils.status import COMPONENTS, DOWN, OK, worst
 
 
 def component_names(components):
     """The names of a result's components in the order a person reads them: the known ones in
-    ORDER, then every other one (``postgres@host:port`` replicas, ...) sorted."""
+    the order of COMPONENTS (module_utils/status.py), then every other one (``postgres@host:port`` replicas, ...) sorted."""
     comps = components or {}
-    return [n for n in ORDER if n in comps] + sorted(str(n) for n in comps if n not in ORDER)
+    return [n for n in COMPONENTS if n in comps] + sorted(str(n) for n in comps if n not in COMPONENTS)
 
 
 def figures(name, c):

@@ -16,14 +16,15 @@ import re
 import time
 
 from ansible_collections.callcenter.ops.plugins.module_utils import app_api
-from ansible_collections.callcenter.ops.plugins.module_utils import status as st
+from ansible_collections.callcenter.ops.plugins.module_utils.redact import strip_userinfo
+from ansible_collections.callcenter.ops.plugins.module_utils.status import DEGRADED, DOWN, OK, component, worst
 
 # Firing and not muted: a silenced or inhibited alert is someone's decision, not news.
 ALERTS_PATH = "/api/v2/alerts?active=true&silenced=false&inhibited=false"
-DEFAULT_SEVERITY_STATUS = {"critical": st.DOWN, "warning": st.DEGRADED, "info": st.OK}
+DEFAULT_SEVERITY_STATUS = {"critical": DOWN, "warning": DEGRADED, "info": OK}
 # A firing alert whose severity is not in the mapping (or has none) is not ok: someone wrote a
 # rule for it. It counts as degraded.
-UNKNOWN_SEVERITY_STATUS = st.DEGRADED
+UNKNOWN_SEVERITY_STATUS = DEGRADED
 # Labels that say where an alert fires, in the order they are shown.
 WHERE_LABELS = ("instance", "worker", "queue", "path", "job")
 
@@ -39,7 +40,7 @@ def severity_status_problem(mapping):
     if not isinstance(mapping, dict):
         return "alerts_severity_status must be a dict of severity: ok|degraded|down (got %r)" % (mapping,)
     for severity, status in mapping.items():
-        if status not in (st.OK, st.DEGRADED, st.DOWN):
+        if status not in (OK, DEGRADED, DOWN):
             return ("alerts_severity_status.%s must be one of ok, degraded, down (got %r)" % (severity, status))
     return None
 
@@ -94,8 +95,8 @@ def parse_alerts(data, url, now=None):
             age_seconds=round(max(0.0, now - started), 1) if started is not None else None,
             summary=_text(annotations.get("summary")),
             description=_text(annotations.get("description")),
-            runbook_url=app_api.strip_userinfo(_text(annotations.get("runbook_url"))),
-            generatorURL=app_api.strip_userinfo(_text(item.get("generatorURL"))),
+            runbook_url=strip_userinfo(_text(annotations.get("runbook_url"))),
+            generatorURL=strip_userinfo(_text(item.get("generatorURL"))),
             fingerprint=_text(item.get("fingerprint")),
             state=_text(status.get("state")),
         ))
@@ -109,7 +110,7 @@ def alert_status(alert, mapping):
 
 def sort_alerts(alerts, mapping):
     """Worst first, then the oldest first, then by name."""
-    rank = {st.DOWN: 0, st.DEGRADED: 1, st.OK: 2}
+    rank = {DOWN: 0, DEGRADED: 1, OK: 2}
     return sorted(alerts, key=lambda a: (rank[alert_status(a, mapping)], -(a["age_seconds"] or 0),
                                          a["alertname"], a["where"]))
 
@@ -117,8 +118,8 @@ def sort_alerts(alerts, mapping):
 def summarize(alerts, mapping):
     """``(status, reason)`` of the component for these firing alerts."""
     if not alerts:
-        return st.OK, ""
-    status = st.worst(alert_status(a, mapping) for a in alerts)
+        return OK, ""
+    status = worst(alert_status(a, mapping) for a in alerts)
     by_severity = {}
     for a in alerts:
         by_severity[a["severity"] or "no severity"] = by_severity.get(a["severity"] or "no severity", 0) + 1
@@ -135,13 +136,13 @@ def summarize(alerts, mapping):
 def probe(url, timeout, mapping=None, validate_certs=True, ca_path=None, basic_auth=None):
     """The ``alerts`` component: what fires in the Alertmanager at ``url`` (shown without user info)."""
     mapping = DEFAULT_SEVERITY_STATUS if mapping is None else mapping
-    shown = app_api.strip_userinfo(url).rstrip("/") if isinstance(url, str) else url
+    shown = strip_userinfo(url).rstrip("/") if isinstance(url, str) else url
     try:
         client = app_api.AppClient(url, None, timeout, validate_certs, ca_path, basic_auth=basic_auth,
                                    option="alertmanager_url", service="Alertmanager")
         status, raw = client._request("GET", ALERTS_PATH, auth=bool(basic_auth))
     except app_api.AppError as e:
-        return st.component(st.DOWN, "%s; firing alerts unknown" % e, url=shown)
+        return component(DOWN, "%s; firing alerts unknown" % e, url=shown)
     where = shown + ALERTS_PATH
     try:
         if status == 401:
@@ -158,7 +159,7 @@ def probe(url, timeout, mapping=None, validate_certs=True, ca_path=None, basic_a
                                     "Alertmanager's address, not a proxy page?" % (where, snippet))
         alerts = parse_alerts(data, where)
     except AlertmanagerError as e:
-        return st.component(st.DOWN, "%s; firing alerts unknown" % e, url=shown)
+        return component(DOWN, "%s; firing alerts unknown" % e, url=shown)
     alerts = sort_alerts(alerts, mapping)
     status, reason = summarize(alerts, mapping)
-    return st.component(status, reason, url=shown, count=len(alerts), alerts=alerts)
+    return component(status, reason, url=shown, count=len(alerts), alerts=alerts)

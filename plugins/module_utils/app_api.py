@@ -11,15 +11,14 @@ __metaclass__ = type
 
 import base64
 import json
-import re
 import socket
 import ssl
 import time
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
-from ansible.module_utils.six.moves.urllib.parse import unquote
 from ansible.module_utils.urls import Request, make_context
+from ansible_collections.callcenter.ops.plugins.module_utils.redact import mask, strip_userinfo
 
 try:
     from ansible.module_utils.urls import SSLValidationError
@@ -30,27 +29,6 @@ RELOAD_PATH = "/admin/config/reload"
 READY_PATH = "/health/ready"
 STATUS_PATH = "/admin/system-status"
 CONTRACT = "docs/app-http-contract.md"
-
-# scheme://userinfo@ : everything up to the last "@" before the path is user info.
-_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
-
-
-def strip_userinfo(url):
-    """``url`` without the ``user:password@`` part: the form in which every URL is shown,
-    returned or written anywhere (results, messages, pages). Anything else is kept as given."""
-    if not isinstance(url, str):
-        return url
-    return _USERINFO.sub(r"\1", url, count=1)
-
-
-def split_userinfo(url):
-    """``(url without user info, user, password)``; user and password are percent-decoded,
-    None when the URL holds none."""
-    m = _USERINFO.match(url) if isinstance(url, str) else None
-    if not m:
-        return url, None, None
-    user, sep, password = url[len(m.group(1)):m.end() - 1].partition(":")
-    return m.group(1) + url[m.end():], unquote(user), (unquote(password) if sep else None)
 
 
 def json_kind(value):
@@ -164,11 +142,7 @@ class AppClient:
         return status, raw
 
     def _clean(self, e):
-        text = str(e)
-        for secret in (self.token, self.basic_auth and self.basic_auth[1]):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return mask(e, self.token, self.basic_auth and self.basic_auth[1])
 
     def _object(self, path, data):
         """``data`` when it is a JSON object, else an AppError saying what came instead."""

@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, callcenter.ops maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one Celery client of the collection: worker ping and inspect (Celery's own control
-API), queue depth and purge on the Redis broker, and the beat schedule file.
+API), queue depth and purge on the Redis broker. The beat schedule file is read by celery_beat.
 
 Used by celery_health, celery_queue_purge and system_status. Celery is imported only when
 a worker call is about to be made: a Redis that is down is reported before paying for it."""
@@ -11,11 +11,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import json
 from functools import partial
-import os
-import stat
 import threading
 
 try:
@@ -26,6 +23,10 @@ try:
     from ansible_collections.callcenter.ops.plugins.module_utils.textfile import exposition
 except ImportError:
     from ccops_textfile import exposition
+try:
+    from ansible_collections.callcenter.ops.plugins.module_utils.redact import mask
+except ImportError:
+    from ccops_redact import mask
 
 # kombu's Redis transport keeps one list per priority step: the bare name for step 0, then
 # "<queue>\x06\x16<step>". It clamps a message's priority to 0..9 and files it under the largest
@@ -42,7 +43,6 @@ UNACKED_SCAN_LIMIT = 100000
 # before it is abandoned. 1 s proved too little on a loaded 2-core machine: a ping that found no
 # worker was sometimes abandoned as "connection broke" and the queue check never ran.
 CALL_GRACE = 2.0
-BEAT_SUFFIXES = (".db", ".dat", ".dir", ".bak")
 
 try:
     from importlib.util import find_spec
@@ -187,9 +187,7 @@ class CeleryProbe:
                               "and kombu kept retrying)%s" % (self.url.where, what, self.timeout + CALL_GRACE, hint))
         if "error" in outcome:
             e = outcome["error"]
-            text = str(e)
-            for s in self.url.secrets():
-                text = text.replace(s, "***")
+            text = mask(e, *self.url.secrets())
             raise BrokerError("%s: Celery %s failed (%s: %s)%s" % (self.url.where, what, type(e).__name__, text, hint))
         return outcome.get("value")
 
@@ -234,105 +232,6 @@ class CeleryProbe:
             self.app.close()
         except Exception:
             pass
-
-
-class BeatError(Exception):
-    """The beat schedule file could not be read; the message says why."""
-
-
-def _beat_candidates(path):
-    base = path
-    for suffix in BEAT_SUFFIXES:
-        if path.endswith(suffix):
-            base = path[:-len(suffix)]
-            break
-    return base, [base] + [base + s for s in BEAT_SUFFIXES]
-
-
-def open_beat_schedule(path):
-    """Open celery beat's shelve file read-only, whatever dbm flavour wrote it.
-
-    The file name's suffix depends on the dbm module (none, ``.db``, or
-    ``.dat``/``.dir``/``.bak``): it is opened by its base name. gdbm files are opened
-    without a lock, since the running beat keeps its own lock on them."""
-    import dbm
-    import shelve
-
-    base, candidates = _beat_candidates(path)
-    present = []
-    for c in candidates:
-        try:
-            st = os.stat(c)
-        except FileNotFoundError:
-            continue
-        except PermissionError:
-            raise BeatError("beat schedule file %s is not readable (permission denied on %s or a folder "
-                            "above it)" % (path, c))
-        except OSError as e:
-            raise BeatError("beat schedule file %s could not be read (%s)" % (path, e.strerror or e))
-        if stat.S_ISDIR(st.st_mode):
-            raise BeatError("beat schedule path %s is a directory, not a schedule file" % c)
-        if not os.access(c, os.R_OK):
-            raise BeatError("beat schedule file %s is not readable (permission denied)" % c)
-        present.append(c)
-    if not present:
-        raise BeatError("beat schedule file %s does not exist (is celery beat running, "
-                        "and is this its --schedule path?)" % path)
-    try:
-        kind = dbm.whichdb(base)
-    except OSError as e:
-        raise BeatError("beat schedule file %s could not be read (%s)" % (path, e.strerror or e))
-    if not kind:
-        raise BeatError("beat schedule file %s is not a dbm/shelve file this Python can read "
-                        "(corrupt, or written by a different Python's dbm module)" % path)
-    try:
-        if kind == "dbm.gnu":
-            import dbm.gnu
-            db = dbm.gnu.open(base, "ru")
-        else:
-            db = dbm.open(base, "r")
-    except Exception as e:
-        raise BeatError("beat schedule file %s could not be opened as %s (%s)" % (path, kind, e))
-    shelf = shelve.Shelf(db)
-    shelf._kind = kind
-    return shelf
-
-
-def _as_utc(value):
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=datetime.timezone.utc)
-    return value.astimezone(datetime.timezone.utc)
-
-
-def read_beat_schedule(path, now=None):
-    """``{entry: {task, last_run_at, age_seconds, total_run_count}}`` from beat's file."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    shelf = open_beat_schedule(path)
-    try:
-        try:
-            entries = shelf["entries"]
-        except KeyError:
-            if getattr(shelf, "_kind", None) == "dbm.ndbm":
-                raise BeatError("beat schedule file %s has no entries: it is a Berkeley DB (dbm.ndbm) file, whose "
-                                "writes are seen only after beat exits; give beat's Python the gdbm module "
-                                "(Debian: python3-gdbm) so the schedule can be read while beat runs" % path)
-            raise BeatError("beat schedule file %s has no entries yet (beat has not written it)" % path)
-        except Exception as e:
-            raise BeatError("beat schedule file %s could not be decoded (%s: %s)" % (path, type(e).__name__, e))
-        result = {}
-        for name, entry in sorted(entries.items()):
-            last = _as_utc(getattr(entry, "last_run_at", None))
-            result[name] = dict(
-                task=getattr(entry, "task", None),
-                last_run_at=last.isoformat() if last else None,
-                age_seconds=round((now - last).total_seconds(), 3) if last else None,
-                total_run_count=int(getattr(entry, "total_run_count", 0) or 0),
-            )
-        return result
-    finally:
-        shelf.close()
 
 
 def health_problems(workers_online, expected=None, min_workers=None, queues=None,

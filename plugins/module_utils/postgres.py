@@ -11,6 +11,9 @@ __metaclass__ = type
 import math
 import traceback
 
+from ansible.module_utils.basic import env_fallback
+from ansible_collections.callcenter.ops.plugins.module_utils.redact import mask
+
 PSYCOPG_IMP_ERR = None
 try:
     import psycopg
@@ -22,6 +25,18 @@ except ImportError:
 
 class PostgresError(Exception):
     """A PostgreSQL problem already phrased for an operator (no password inside)."""
+
+
+def postgres_connection_spec():
+    """Where PostgreSQL is and how to log in (doc fragment ``callcenter.ops.postgres``): the one
+    declaration of these options, the PGPASSWORD fallback included, for every module that reads it."""
+    return dict(
+        pg_host=dict(type="str"),
+        pg_port=dict(type="int", default=5432),
+        pg_user=dict(type="str", default="postgres"),
+        pg_password=dict(type="str", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
+        pg_database=dict(type="str", default="postgres"),
+    )
 
 
 def safe_dsn(host, port, dbname, user):
@@ -39,9 +54,7 @@ def connect(host, port, user, password, dbname, timeout):
                                options="-c statement_timeout=%d" % int(timeout * 1000),
                                application_name="callcenter.ops")
     except psycopg.OperationalError as e:
-        text = str(e)
-        if password:
-            text = text.replace(password, "***")
+        text = mask(e, password)
         low = text.lower()
         last = text.strip().splitlines()[-1] if text.strip() else type(e).__name__
         if "password authentication failed" in low:

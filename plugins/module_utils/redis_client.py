@@ -21,6 +21,10 @@ try:
 except ImportError:  # installed on a host beside the celery_metrics script, without Ansible
     from urllib.parse import quote, urlsplit, unquote
     env_fallback = None
+try:
+    from ansible_collections.callcenter.ops.plugins.module_utils.redact import MASK, hide, mask
+except ImportError:
+    from ccops_redact import MASK, hide, mask
 
 REDIS_IMP_ERR = None
 try:
@@ -126,7 +130,7 @@ class BrokerURL:
             parts = urlsplit(entry)
             parts.port  # pylint: disable=pointless-statement  # raises ValueError on a bad port
         except ValueError as e:
-            raise BrokerError("broker_url is not a valid URL (%s)" % _strip(str(e), entry))
+            raise BrokerError("broker_url is not a valid URL (%s)" % mask(e, entry))
         return parts
 
     @staticmethod
@@ -139,7 +143,7 @@ class BrokerURL:
 
     def _auth(self):
         if self.username or self.password:
-            return "%s:***@" % (self.username or "")
+            return "%s:%s@" % (self.username or "", MASK)
         return ""
 
     def _init_sentinel(self, entries, password, master_name):
@@ -214,13 +218,6 @@ def _sentinel_kwargs(url, timeout):
     return kwargs
 
 
-def _strip(text, *secrets):
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
-
-
 def _ask_sentinels(url, timeout):
     """``SENTINEL MASTER <master_name>`` on every Sentinel at the same time (redis-py's
     ``redis.sentinel`` clients), each answer or error within ``timeout``. One dict per Sentinel:
@@ -244,7 +241,7 @@ def _ask_sentinels(url, timeout):
             elif "noauth" in low or "auth" in low:
                 view["error"] = ("requires a password: give sentinel_password (or %s)" % ENV_SENTINEL_PASSWORD)
             else:
-                view["error"] = _strip(str(e), *url.secrets())
+                view["error"] = mask(e, *url.secrets())
             return
         except (redis.RedisError, OSError) as e:
             if isinstance(e, redis.AuthenticationError) or "auth" in str(e).lower():
@@ -281,7 +278,7 @@ def _ask_sentinels(url, timeout):
 
 def _reason(exc, url, timeout):
     """A short reason for one failed connection (refused, timed out, ...), without secrets."""
-    text = _strip(str(exc), *url.secrets())
+    text = mask(exc, *url.secrets())
     low = text.lower()
     if isinstance(exc, redis.TimeoutError) or "timed out" in low:
         return "no answer within %ss" % timeout
@@ -374,7 +371,7 @@ def connect(url, timeout, validate_certs=True, ca_path=None):
 
 def describe_error(exc, url, timeout):
     """Turn a redis-py exception into a sentence naming the server and the likely fix."""
-    text = _strip(str(exc), *url.secrets())
+    text = mask(exc, *url.secrets())
     low = text.lower()
     where = url.where
     if "noauth" in low or "authentication required" in low or "must be called with the client already authenticated" \
@@ -502,6 +499,5 @@ def broker_from_params(module, url_key="broker_url", password_key="broker_passwo
                         sentinel_password=module.params.get("sentinel_password"))
     except BrokerError as e:
         module.fail_json(msg=str(e))
-    for secret in url.secrets():
-        module.no_log_values.add(secret)
+    hide(module, *url.secrets())
     return url

@@ -12,6 +12,9 @@ import threading
 import time
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
+# The components of system_status, in the order people read them (the status table, the page).
+# Replicas come as extra components named after their kind ("postgres@host:port").
+COMPONENTS = ("app", "celery", "redis", "postgres", "backup", "flower", "alerts")
 _RANK = {OK: 0, DEGRADED: 1, DOWN: 2}
 
 

@@ -32,13 +32,15 @@ description:
   - The module only reads the backup. It reports C(changed) only when it wrote O(metrics_file).
 author:
   - callcenter.ops maintainers (@callcenter-ops)
+extends_documentation_fragment:
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: Verifies as usual but writes no metrics file.
+    details: Verifies as usual but writes no metrics file.
   diff_mode:
     support: none
-    description: No diff is produced.
+    details: No diff is produced.
 options:
   path:
     description:
@@ -296,7 +298,7 @@ duration:
 '''
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+from ansible_collections.callcenter.ops.plugins.module_utils import backup
 from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
 
 
@@ -320,7 +322,7 @@ def main():
             checksum_file=dict(type="str"),
             metrics_file=dict(type="path"),
             pg_restore_path=dict(type="path"),
-            pg_restore_memory_limit=dict(type="int", default=bk.DEFAULT_MEMORY_LIMIT_MB),
+            pg_restore_memory_limit=dict(type="int", default=backup.DEFAULT_MEMORY_LIMIT_MB),
             timeout=dict(type="float", default=3600),
             fail_on_invalid=dict(type="bool", default=True),
         ),
@@ -328,23 +330,23 @@ def main():
     )
     p = module.params
     try:
-        max_age = bk.parse_quantity(p["max_age"], bk.AGE_UNITS, "max_age") if p["max_age"] else None
-        min_size = bk.parse_quantity(p["min_size"], bk.SIZE_UNITS, "min_size") if p["min_size"] else None
+        max_age = backup.parse_quantity(p["max_age"], backup.AGE_UNITS, "max_age") if p["max_age"] else None
+        min_size = backup.parse_quantity(p["min_size"], backup.SIZE_UNITS, "min_size") if p["min_size"] else None
     except ValueError as e:
         module.fail_json(msg=str(e))
     check_timeouts(module, "timeout")
-    if p["pg_restore_memory_limit"] < bk.MIN_MEMORY_LIMIT_MB:
+    if p["pg_restore_memory_limit"] < backup.MIN_MEMORY_LIMIT_MB:
         module.fail_json(msg="pg_restore_memory_limit must be at least %d (MiB; pg_restore needs about 18 to start), "
-                             "got %d" % (bk.MIN_MEMORY_LIMIT_MB, p["pg_restore_memory_limit"]))
+                             "got %d" % (backup.MIN_MEMORY_LIMIT_MB, p["pg_restore_memory_limit"]))
 
-    result = bk.check_backup(p["path"], p["pattern"], p["mode"], max_age, min_size, p["checksum_file"],
-                             p["pg_restore_path"], p["pg_restore_memory_limit"], p["timeout"])
+    result = backup.check_backup(p["path"], p["pattern"], p["mode"], max_age, min_size, p["checksum_file"],
+                                 p["pg_restore_path"], p["pg_restore_memory_limit"], p["timeout"])
     for warning in result.pop("warnings", []):
         module.warn(warning)
     result.update(changed=False, metrics_written=False)
     if p["metrics_file"] and not module.check_mode:
         try:
-            bk.write_metrics(p["metrics_file"], result, p["path"])
+            backup.write_metrics(p["metrics_file"], result, p["path"])
         except OSError as e:
             module.fail_json(msg="could not write metrics_file %s: %s" % (p["metrics_file"], e.strerror or e),
                              **result)

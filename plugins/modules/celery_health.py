@@ -27,13 +27,14 @@ author:
 extends_documentation_fragment:
   - callcenter.ops.broker.connection
   - callcenter.ops.broker
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: The module is read-only; check mode runs it as usual.
+    details: The module is read-only; check mode runs it as usual.
   diff_mode:
     support: none
-    description: Nothing is changed, so there is no diff.
+    details: Nothing is changed, so there is no diff.
 options:
   expected_workers:
     description:
@@ -246,8 +247,9 @@ duration:
 import time
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
-from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
+from ansible_collections.callcenter.ops.plugins.module_utils import celery_beat
+from ansible_collections.callcenter.ops.plugins.module_utils import celery_client
+from ansible_collections.callcenter.ops.plugins.module_utils import redis_client
 from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
 from ansible_collections.callcenter.ops.plugins.module_utils.textfile import write_atomically
 
@@ -260,14 +262,14 @@ def run_check(module, url, expected):
     beat = None
     if p["beat_schedule_file"]:
         try:
-            beat = cc.read_beat_schedule(p["beat_schedule_file"])
+            beat = celery_beat.read_beat_schedule(p["beat_schedule_file"])
             result["beat"] = beat
-        except cc.BeatError as e:
+        except celery_beat.BeatError as e:
             result["problems"].append(str(e))
 
     try:
-        client = rc.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
-    except rc.BrokerError as e:
+        client = redis_client.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
+    except redis_client.BrokerError as e:
         result["problems"].insert(0, str(e))
         return result
     finally:
@@ -276,22 +278,22 @@ def run_check(module, url, expected):
 
     probe = None
     try:
-        probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
+        probe = celery_client.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
         online = probe.ping(expected)
         active = probe.active(online)
         consumed = probe.consumers(online)
         queues = p["queues"]
         if queues is None:
             queues = sorted(set(q for names in consumed.values() for q in names))
-        details = cc.queue_depths(client, queues, p["priority_steps"])
-        unacked, complete = cc.unacked_by_queue(client)
+        details = celery_client.queue_depths(client, queues, p["priority_steps"])
+        unacked, complete = celery_client.unacked_by_queue(client)
         if not complete:
-            module.warn("more than %d unacknowledged messages: unacked counts stop there" % cc.UNACKED_SCAN_LIMIT)
-    except rc.BrokerError as e:
+            module.warn("more than %d unacknowledged messages: unacked counts stop there" % celery_client.UNACKED_SCAN_LIMIT)
+    except redis_client.BrokerError as e:
         result["problems"].insert(0, str(e))
         return result
-    except rc.redis.RedisError as e:
-        result["problems"].insert(0, rc.describe_error(e, url, timeout))
+    except redis_client.redis.RedisError as e:
+        result["problems"].insert(0, redis_client.describe_error(e, url, timeout))
         return result
     finally:
         if probe:
@@ -310,7 +312,7 @@ def run_check(module, url, expected):
     for q, d in sorted(details.items()):
         if not d["exists"]:
             module.warn("queue %s is empty and no worker has declared it: is the name right?" % q)
-    result["problems"].extend(cc.health_problems(
+    result["problems"].extend(celery_client.health_problems(
         online, expected=expected, min_workers=p["min_workers"], queues=result["queues"],
         max_queue_length=p["max_queue_length"], beat=beat, beat_entries=p["beat_entries"],
         max_beat_age=p["max_beat_age"]))
@@ -318,7 +320,7 @@ def run_check(module, url, expected):
 
 
 def main():
-    argument_spec = rc.broker_argument_spec()
+    argument_spec = redis_client.broker_argument_spec()
     argument_spec.update(
         expected_workers=dict(type="raw"),
         min_workers=dict(type="int"),
@@ -332,9 +334,9 @@ def main():
         fail_on_unhealthy=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not rc.HAS_REDIS:
-        module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
-    if not cc.HAS_CELERY:
+    if not redis_client.HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=redis_client.REDIS_IMP_ERR)
+    if not celery_client.HAS_CELERY:
         module.fail_json(msg=missing_required_lib("celery"))
     p = module.params
     started = time.monotonic()
@@ -344,10 +346,10 @@ def main():
         if p[key] is not None and p[key] < 0:
             module.fail_json(msg="%s must not be negative (got %d)" % (key, p[key]))
     try:
-        expected = cc.normalize_expected(p["expected_workers"])
+        expected = celery_client.normalize_expected(p["expected_workers"])
     except ValueError as e:
         module.fail_json(msg=str(e))
-    url = rc.broker_from_params(module)
+    url = redis_client.broker_from_params(module)
 
     result = run_check(module, url, expected)
     result["healthy"] = not result["problems"]
@@ -355,7 +357,7 @@ def main():
     result["metrics_written"] = False
     if p["metrics_file"] and not module.check_mode:
         try:
-            write_atomically(p["metrics_file"], cc.metrics_text(result))
+            write_atomically(p["metrics_file"], celery_client.metrics_text(result))
         except OSError as e:
             module.fail_json(msg="could not write metrics_file %s: %s" % (p["metrics_file"], e.strerror or e),
                              **result)

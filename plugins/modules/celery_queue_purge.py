@@ -27,13 +27,14 @@ author:
 extends_documentation_fragment:
   - callcenter.ops.broker.connection
   - callcenter.ops.broker
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: Counts the messages that would be removed and removes none.
+    details: Counts the messages that would be removed and removes none.
   diff_mode:
     support: none
-    description: No diff is produced.
+    details: No diff is produced.
 options:
   queues:
     description:
@@ -110,21 +111,21 @@ broker_master:
 '''
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
-from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
+from ansible_collections.callcenter.ops.plugins.module_utils import celery_client
+from ansible_collections.callcenter.ops.plugins.module_utils import redis_client
 from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
 
 
 def main():
-    argument_spec = rc.broker_argument_spec()
+    argument_spec = redis_client.broker_argument_spec()
     argument_spec.update(
         queues=dict(type="list", elements="str", required=True),
         priority_steps=dict(type="list", elements="int"),
         fail_on_unknown=dict(type="bool", default=True),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not rc.HAS_REDIS:
-        module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
+    if not redis_client.HAS_REDIS:
+        module.fail_json(msg=missing_required_lib("redis"), exception=redis_client.REDIS_IMP_ERR)
     p = module.params
     check_timeouts(module, "timeout")
     queues = []
@@ -136,14 +137,14 @@ def main():
             queues.append(q)
     if not queues:
         module.fail_json(msg="queues is empty: name at least one queue to purge")
-    url = rc.broker_from_params(module)
+    url = redis_client.broker_from_params(module)
 
     result = dict(changed=False, purged={}, total=0, unknown_queues=[], broker=url.safe)
     try:
-        client = rc.open_checked(url, p["timeout"], p["validate_certs"], p["ca_path"])
+        client = redis_client.open_checked(url, p["timeout"], p["validate_certs"], p["ca_path"])
         if url.master_where:
             result["broker_master"] = url.master_where
-        details = cc.queue_depths(client, queues, p["priority_steps"])
+        details = celery_client.queue_depths(client, queues, p["priority_steps"])
         unknown = [q for q in queues if not details[q]["exists"]]
         result["unknown_queues"] = unknown
         if unknown and p["fail_on_unknown"]:
@@ -152,11 +153,11 @@ def main():
         for q in unknown:
             module.warn("queue %s is empty and no worker has declared it: skipped" % q)
         known = [q for q in queues if q not in unknown]
-        purged = cc.purge_queues(client, known, p["priority_steps"], check_mode=module.check_mode)
-    except rc.BrokerError as e:
+        purged = celery_client.purge_queues(client, known, p["priority_steps"], check_mode=module.check_mode)
+    except redis_client.BrokerError as e:
         module.fail_json(msg=str(e), **result)
-    except rc.redis.RedisError as e:
-        module.fail_json(msg=rc.describe_error(e, url, p["timeout"]), **result)
+    except redis_client.redis.RedisError as e:
+        module.fail_json(msg=redis_client.describe_error(e, url, p["timeout"]), **result)
 
     for q in unknown:
         purged[q] = 0

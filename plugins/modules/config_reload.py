@@ -24,13 +24,14 @@ author:
   - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
   - callcenter.ops.app_api
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: Sends nothing; reports what it would do (and C(changed=true)).
+    details: Sends nothing; reports what it would do (and C(changed=true)).
   diff_mode:
     support: none
-    description: No diff is produced.
+    details: No diff is produced.
 options:
   method:
     description:

@@ -35,13 +35,15 @@ extends_documentation_fragment:
   - callcenter.ops.app_api
   - callcenter.ops.flower
   - callcenter.ops.broker.connection
+  - callcenter.ops.postgres
+  - callcenter.ops.attributes
 attributes:
   check_mode:
     support: full
-    description: Read-only; runs as usual.
+    details: Read-only; runs as usual.
   diff_mode:
     support: none
-    description: No diff is produced.
+    details: No diff is produced.
 options:
   timeout:
     description:
@@ -88,29 +90,6 @@ options:
         before C(redis) is degraded.
     type: int
     default: 1048576
-  pg_host:
-    description:
-      - PostgreSQL host; enables the C(postgres) component.
-    type: str
-  pg_port:
-    description:
-      - PostgreSQL port.
-    type: int
-    default: 5432
-  pg_user:
-    description:
-      - PostgreSQL user (any user may read pg_stat_activity counts).
-    type: str
-    default: postgres
-  pg_password:
-    description:
-      - PostgreSQL password. If not set, the C(PGPASSWORD) environment variable is used.
-    type: str
-  pg_database:
-    description:
-      - Database whose size is shown.
-    type: str
-    default: postgres
   pg_connections_ratio_degraded:
     description:
       - Client connections over C(max_connections) above which C(postgres) is degraded.
@@ -167,7 +146,7 @@ options:
         alerts are left out.
       - Fails closed - an Alertmanager that cannot be reached, or answers anything but a list of
         alerts, makes C(alerts) C(down) with the reason; it never reads as "nothing firing".
-      - User info in the URL (C(https://user:pass@am.example/)) is sent as basic auth (for a proxy
+      - User info in the URL (C(https://user:pass@alertmanager.example/)) is sent as basic auth (for a proxy
         in front of Alertmanager) and taken out of every URL shown or returned.
       - If not set, the C(ALERTMANAGER_URL) environment variable is used.
     type: str
@@ -608,142 +587,17 @@ from functools import partial
 import time
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
-from ansible_collections.callcenter.ops.plugins.module_utils import alertmanager as am
+from ansible_collections.callcenter.ops.plugins.module_utils import alertmanager
 from ansible_collections.callcenter.ops.plugins.module_utils import app_api
-from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
-from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
-from ansible_collections.callcenter.ops.plugins.module_utils import params as prm
-from ansible_collections.callcenter.ops.plugins.module_utils import postgres as pg
-from ansible_collections.callcenter.ops.plugins.module_utils import redis_client as rc
-from ansible_collections.callcenter.ops.plugins.module_utils import status as st
-
-COMPONENTS = ("app", "celery", "redis", "postgres", "backup", "flower", "alerts")
-
-
-def probe_app(p, timeout):
-    client = app_api.AppClient(p["app_url"], p["app_token"], timeout, p["validate_certs"], p["ca_path"])
-    try:
-        ready, body = client.ready()
-    except app_api.AppError as e:
-        return st.component(st.DOWN, str(e))
-    data = dict(ready=ready, checks=body.get("checks"))
-    if not ready:
-        return st.component(st.DOWN, "not ready: %s" % (body.get("checks") or body.get("status")), **data)
-    if not p["app_token"]:
-        return st.component(st.OK, "ready (no app_token: version and calls not read)", **data)
-    try:
-        info = client.system_status()
-    except app_api.AppError as e:
-        return st.component(st.DEGRADED, "ready, but the status endpoint failed: %s" % e, **data)
-    data.update(version=info.get("version"), uptime_seconds=info.get("uptime_seconds"),
-                active_calls=info.get("active_calls"))
-    return st.component(st.OK, "", **data)
-
-
-def probe_redis(url, timeout, p):
-    try:
-        client = rc.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
-        info = client.info()
-    except rc.BrokerError as e:
-        return st.component(st.DOWN, str(e), **sentinel_data(url))
-    except rc.redis.RedisError as e:
-        return st.component(st.DOWN, rc.describe_error(e, url, timeout), **sentinel_data(url))
-    used, maxmem = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
-    data = dict(used_memory=used, used_memory_human=info.get("used_memory_human"), maxmemory=maxmem,
-                mem_fragmentation_ratio=info.get("mem_fragmentation_ratio"),
-                connected_clients=info.get("connected_clients"), role=info.get("role"),
-                redis_version=info.get("redis_version"))
-    data["replication"] = rc.replication_figures(info)
-    data.update(sentinel_data(url))
-    reasons = []
-    if maxmem and used / float(maxmem) > p["redis_memory_ratio_degraded"]:
-        reasons.append("memory %.0f %% of maxmemory" % (100.0 * used / maxmem))
-    reasons += rc.replication_problems(data["replication"], data.get("sentinel"), p["redis_expected_replicas"],
-                                       p["redis_replication_lag_bytes_degraded"])
-    if reasons:
-        return st.component(st.DEGRADED, "; ".join(reasons), **data)
-    return st.component(st.OK, "", **data)
-
-
-def sentinel_data(url):
-    """The Sentinels' view (when broker_url names Sentinels and they were asked)."""
-    if not url.is_sentinel or not url.sentinel_views:
-        return {}
-    summary = rc.sentinel_summary(url, url.sentinel_views)
-    summary["views"] = url.sentinel_views
-    return dict(sentinel=summary)
-
-
-def probe_celery(url, timeout, p, expected):
-    started = time.monotonic()
-    try:
-        client = rc.open_checked(url, timeout, p["validate_certs"], p["ca_path"])
-        depths = cc.queue_depths(client, p["queues"])  # every priority sub-queue, as celery_health
-    except rc.BrokerError as e:
-        return st.component(st.DOWN, "broker: %s" % e)
-    except rc.redis.RedisError as e:
-        return st.component(st.DOWN, "broker: %s" % rc.describe_error(e, url, timeout))
-    queues = dict((q, d["waiting"]) for q, d in depths.items())
-    if not cc.HAS_CELERY:
-        return st.component(st.DOWN, missing_required_lib("celery"), queues=queues)
-    probe = None
-    try:
-        probe = cc.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
-        # A missing worker makes ping wait out its whole reply window: collect replies only for
-        # what is left of this component's time (less a reserve for the broker check below), so
-        # it still answers in time - degraded, naming who answered - instead of "no answer".
-        window = max(0.2, timeout - (time.monotonic() - started) - min(1.0, timeout * 0.3))
-        online = probe.ping(expected, window=window)
-        client.ping()  # kombu ends a ping whose connection broke quietly: is the broker still there?
-    except rc.BrokerError as e:
-        return st.component(st.DOWN, str(e), queues=queues)
-    except (rc.redis.RedisError, OSError) as e:
-        return st.component(st.DOWN, "broker lost during the check: %s" % rc.describe_error(e, url, timeout),
-                            queues=queues)
-    finally:
-        if probe:
-            probe.close()
-    data = dict(workers_online=len(online), workers=online, queues=queues)
-    if not online:
-        return st.component(st.DOWN, "no Celery worker answered ping", **data)
-    reasons = cc.health_problems(online, expected=expected, queues=queues, max_queue_length=p["max_queue_length"])
-    if reasons:
-        return st.component(st.DEGRADED, "; ".join(reasons), **data)
-    return st.component(st.OK, "", **data)
-
-
-def probe_postgres(p, timeout, host=None, port=None, replica=False):
-    """The primary (pg_host) or one of pg_replicas: load figures and where it stands in
-    replication. A replica that cannot be reached is degraded, not down: the primary serves."""
-    if not pg.HAS_PSYCOPG:
-        return st.component(st.DOWN, missing_required_lib("psycopg"))
-    host = host or p["pg_host"]
-    port = port or p["pg_port"]
-    dsn = pg.safe_dsn(host, port, p["pg_database"], p["pg_user"])
-    try:
-        conn = pg.connect(host, port, p["pg_user"], p["pg_password"], p["pg_database"], timeout)
-        replication = pg.replication_status(conn)
-        data = pg.server_load(conn)
-    except pg.PostgresError as e:
-        if replica:
-            return st.component(st.DEGRADED, "replica unreachable: %s (the primary still serves; it runs without "
-                                             "this copy)" % e, dsn=dsn, role="replica")
-        return st.component(st.DOWN, str(e), dsn=dsn)
-    data.update(dsn=dsn, role=replication.pop("role"), replication=replication)
-    reasons = []
-    if data["connections"] > p["pg_connections_ratio_degraded"] * data["max_connections"]:
-        reasons.append("%d of %d connections in use" % (data["connections"], data["max_connections"]))
-    if replica and data["role"] != "replica":
-        reasons.append("given as a replica but not in recovery: was it promoted? Two primaries split the data")
-    expected = None
-    if not replica:
-        expected = p["pg_expected_replicas"] if p["pg_expected_replicas"] is not None else (
-            len(p["pg_replicas"]) if p["pg_replicas"] else None)
-    reasons += pg.replication_problems(dict(replication, role=data["role"]), expected,
-                                       p["pg_replication_lag_bytes_degraded"], p["pg_replication_lag_seconds_degraded"])
-    if reasons:
-        return st.component(st.DEGRADED, "; ".join(reasons), **data)
-    return st.component(st.OK, "", **data)
+from ansible_collections.callcenter.ops.plugins.module_utils import backup
+from ansible_collections.callcenter.ops.plugins.module_utils import celery_client
+from ansible_collections.callcenter.ops.plugins.module_utils import postgres
+from ansible_collections.callcenter.ops.plugins.module_utils import redact
+from ansible_collections.callcenter.ops.plugins.module_utils import redis_client
+from ansible_collections.callcenter.ops.plugins.module_utils import status
+from ansible_collections.callcenter.ops.plugins.module_utils import status_probes
+from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts, timeout_problem
+from ansible_collections.callcenter.ops.plugins.module_utils.status import COMPONENTS
 
 
 def pg_replica_targets(module):
@@ -759,85 +613,12 @@ def pg_replica_targets(module):
     return out
 
 
-def probe_backup(p, max_age):
-    try:
-        newest = bk.find_backup(p["backup_dir"], p["backup_pattern"])
-        facts = bk.file_facts(newest)
-    except bk.BackupError as e:
-        return st.component(st.DOWN, str(e))
-    data = dict(path=newest, size=facts["size"], mtime=facts["mtime"], age_seconds=facts["age_seconds"],
-                verified=None, verified_at=None)
-    reasons = []
-    if p["backup_metrics_file"]:
-        try:
-            detail = bk.read_metrics_detail(p["backup_metrics_file"])
-            success, last = detail["success"], detail["last_run"]
-            data["verified"] = success
-            if last:
-                data["verified_at"] = datetime.datetime.fromtimestamp(last, datetime.timezone.utc).isoformat()
-            if success is False:
-                data["verification_problems"] = detail["problems"]
-                reasons.append("last verification FAILED%s" % (
-                    ": " + "; ".join(detail["problems"]) if detail["problems"] else ""))
-            elif success is None:
-                reasons.append("no verification result in %s" % p["backup_metrics_file"])
-        except OSError as e:
-            reasons.append("verification metrics unreadable (%s)" % (e.strerror or e))
-    if facts["age_seconds"] > max_age:
-        reasons.append("newest backup is %.1fh old" % (facts["age_seconds"] / 3600.0))
-    if reasons:
-        return st.component(st.DEGRADED, "; ".join(reasons), **data)
-    return st.component(st.OK, "", **data)
-
-
-def probe_flower(p, url, credentials, timeout):
-    """Flower must ask for credentials (it shows every task and its arguments); the ones given,
-    if any, must let us in. ``url`` is already without user info."""
-    client = app_api.AppClient(url, None, timeout, p["validate_certs"], p["ca_path"], basic_auth=credentials,
-                               option="flower_url", service="Flower")
-    try:
-        anonymous = client.http_status("/")
-    except app_api.AppError as e:
-        return st.component(st.DOWN, str(e), url=url)
-    data = dict(url=url, http_status=anonymous)
-    if anonymous == 200:
-        try:  # Flower 2.2 keeps its API closed without auth unless FLOWER_UNAUTHENTICATED_API is set
-            api_open = client.http_status("/api/workers") == 200
-        except app_api.AppError:
-            api_open = False
-        return st.component(st.DEGRADED, "Flower answers %s without credentials: anyone who reaches it can see every "
-                            "worker, task and task argument%s - set basic auth (flower_basic_auth of the "
-                            "callcenter.ops.flower role, or FLOWER_BASIC_AUTH)"
-                            % (url, ", and through /api/workers shut workers down and revoke tasks" if api_open else ""),
-                            auth=False, credentials="not checked", **data)
-    if anonymous != 401:
-        return st.component(st.DOWN, "%s answered HTTP %d (is flower_url Flower's address, with its url_prefix?)"
-                            % (url, anonymous), **data)
-    data["auth"] = True
-    if not credentials:
-        return st.component(st.OK, "asks for credentials (none given: flower_user / flower_password not checked)",
-                            credentials="not given", **data)
-    try:
-        status = client.http_status("/", auth=True)
-    except app_api.AppError as e:
-        return st.component(st.DOWN, str(e), credentials="not checked", **data)
-    if status == 200:
-        return st.component(st.OK, "", credentials="accepted", **data)
-    if status == 401:
-        return st.component(st.DEGRADED, "Flower rejected the credentials (401) of user %r at %s: check flower_user / "
-                            "flower_password against the flower role's flower_basic_auth" % (credentials[0], url),
-                            credentials="rejected", **data)
-    return st.component(st.DOWN, "%s answered HTTP %d to the credentials given" % (url, status),
-                        credentials="not checked", **data)
-
-
 def flower_target(module):
     """``(url without user info, (user, password) or None)``. Credentials inside flower_url are
     used (the options win) but never shown again: their password joins the module's no_log values."""
     p = module.params
-    url, url_user, url_password = app_api.split_userinfo(p["flower_url"])
-    if url_password:
-        module.no_log_values.add(url_password)
+    url, url_user, url_password = redact.split_userinfo(p["flower_url"])
+    redact.hide(module, url_password)
     if url_user is not None:
         module.warn("flower_url holds credentials: they were taken out of every URL shown; pass them as "
                     "flower_user and flower_password (or FLOWER_USER / FLOWER_PASSWORD) instead")
@@ -853,9 +634,8 @@ def flower_target(module):
 def alertmanager_target(module):
     """``(url, (user, password) or None)``: credentials inside alertmanager_url go to a proxy as
     basic auth and join the module's no_log values; the probe shows the URL without them."""
-    url, user, password = app_api.split_userinfo(module.params["alertmanager_url"])
-    if password:
-        module.no_log_values.add(password)
+    url, user, password = redact.split_userinfo(module.params["alertmanager_url"])
+    redact.hide(module, password)
     return module.params["alertmanager_url"], ((user, password or "") if user else None)
 
 
@@ -881,11 +661,6 @@ def main():
         redis_memory_ratio_degraded=dict(type="float", default=0.9),
         redis_expected_replicas=dict(type="int"),
         redis_replication_lag_bytes_degraded=dict(type="int", default=1048576),
-        pg_host=dict(type="str"),
-        pg_port=dict(type="int", default=5432),
-        pg_user=dict(type="str", default="postgres"),
-        pg_password=dict(type="str", no_log=True, fallback=(env_fallback, ["PGPASSWORD"])),
-        pg_database=dict(type="str", default="postgres"),
         pg_connections_ratio_degraded=dict(type="float", default=0.8),
         pg_replicas=dict(type="list", elements="str", default=[]),
         pg_expected_replicas=dict(type="int"),
@@ -896,15 +671,16 @@ def main():
         backup_max_age=dict(type="str", default="26h"),
         backup_metrics_file=dict(type="path"),
         alertmanager_url=dict(type="str", fallback=(env_fallback, ["ALERTMANAGER_URL"])),
-        alerts_severity_status=dict(type="dict", default=dict(am.DEFAULT_SEVERITY_STATUS)),
+        alerts_severity_status=dict(type="dict", default=dict(alertmanager.DEFAULT_SEVERITY_STATUS)),
         fail_on=dict(type="str", choices=["down", "degraded", "never"], default="never"),
     )
-    argument_spec.update(rc.broker_connection_spec())  # the same broker options as celery_health
+    argument_spec.update(redis_client.broker_connection_spec())  # the same broker options as celery_health
     argument_spec.update(app_api.flower_argument_spec())
+    argument_spec.update(postgres.postgres_connection_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     p = module.params
     started = time.monotonic()
-    prm.check_timeouts(module, "timeout")
+    check_timeouts(module, "timeout")
     unknown = sorted(set(p["component_timeouts"]) - set(COMPONENTS))
     if unknown:
         module.fail_json(msg="component_timeouts has unknown component(s) %s (known: %s)"
@@ -912,42 +688,42 @@ def main():
     timeouts = {}
     for name in COMPONENTS:
         value = p["component_timeouts"].get(name, p["timeout"])
-        problem = prm.timeout_problem(value, "component_timeouts.%s" % name)
+        problem = timeout_problem(value, "component_timeouts.%s" % name)
         if problem:
             module.fail_json(msg=problem)
         timeouts[name] = float(value)
-    problem = am.severity_status_problem(p["alerts_severity_status"])
+    problem = alertmanager.severity_status_problem(p["alerts_severity_status"])
     if problem:
         module.fail_json(msg=problem)
     try:
-        expected = cc.normalize_expected(p["expected_workers"])
-        max_age = bk.parse_quantity(p["backup_max_age"], bk.AGE_UNITS, "backup_max_age")
+        expected = celery_client.normalize_expected(p["expected_workers"])
+        max_age = backup.parse_quantity(p["backup_max_age"], backup.AGE_UNITS, "backup_max_age")
     except ValueError as e:
         module.fail_json(msg=str(e))
 
     probes = {}
     if p["app_url"]:
-        probes["app"] = lambda: probe_app(p, timeouts["app"])
+        probes["app"] = lambda: status_probes.probe_app(p, timeouts["app"])
     if p["broker_url"]:
-        if not rc.HAS_REDIS:
-            module.fail_json(msg=missing_required_lib("redis"), exception=rc.REDIS_IMP_ERR)
-        url = rc.broker_from_params(module)
-        probes["redis"] = lambda: probe_redis(url, timeouts["redis"], p)
-        probes["celery"] = lambda: probe_celery(url, timeouts["celery"], p, expected)
+        if not redis_client.HAS_REDIS:
+            module.fail_json(msg=missing_required_lib("redis"), exception=redis_client.REDIS_IMP_ERR)
+        url = redis_client.broker_from_params(module)
+        probes["redis"] = lambda: status_probes.probe_redis(url, timeouts["redis"], p)
+        probes["celery"] = lambda: status_probes.probe_celery(url, timeouts["celery"], p, expected)
     if p["pg_host"]:
-        probes["postgres"] = lambda: probe_postgres(p, timeouts["postgres"])
+        probes["postgres"] = lambda: status_probes.probe_postgres(p, timeouts["postgres"])
     for name, host, port in pg_replica_targets(module):
-        probes[name] = partial(probe_postgres, p, timeouts["postgres"], host, port, True)
+        probes[name] = partial(status_probes.probe_postgres, p, timeouts["postgres"], host, port, True)
         timeouts[name] = timeouts["postgres"]
     if p["backup_dir"]:
-        probes["backup"] = lambda: probe_backup(p, max_age)
+        probes["backup"] = lambda: status_probes.probe_backup(p, max_age)
     if p["flower_url"]:
         flower_url, flower_credentials = flower_target(module)
-        probes["flower"] = lambda: probe_flower(p, flower_url, flower_credentials, timeouts["flower"])
+        probes["flower"] = lambda: status_probes.probe_flower(p, flower_url, flower_credentials, timeouts["flower"])
     if p["alertmanager_url"]:
         am_url, am_credentials = alertmanager_target(module)
-        probes["alerts"] = lambda: am.probe(am_url, timeouts["alerts"], p["alerts_severity_status"],
-                                            p["validate_certs"], p["ca_path"], basic_auth=am_credentials)
+        probes["alerts"] = lambda: alertmanager.probe(am_url, timeouts["alerts"], p["alerts_severity_status"],
+                                                      p["validate_certs"], p["ca_path"], basic_auth=am_credentials)
     if not probes:
         module.fail_json(msg="nothing to check: give at least one of app_url, broker_url, pg_host, pg_replicas, backup_dir, "
                              "flower_url, alertmanager_url")
@@ -958,17 +734,17 @@ def main():
     preload(probes)
     import_duration = round(time.monotonic() - import_started, 3)
     collect_started = time.monotonic()
-    components = st.collect(probes, timeouts)
+    components = status.collect(probes, timeouts)
     collect_duration = round(time.monotonic() - collect_started, 3)
-    overall = st.worst(c["status"] for c in components.values())
+    overall = status.worst(c["status"] for c in components.values())
     problems = ["%s %s: %s" % (name, c["status"], c["reason"]) for name, c in sorted(components.items())
-                if c["status"] != st.OK]
+                if c["status"] != status.OK]
     result = dict(changed=False, status=overall, components=components, problems=problems,
                   generated_at=datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
                   duration=round(time.monotonic() - started, 3), collect_duration=collect_duration,
                   import_duration=import_duration)
     result["msg"] = "platform %s%s" % (overall, (": " + "; ".join(problems)) if problems else "")
-    bad = {"down": [st.DOWN], "degraded": [st.DOWN, st.DEGRADED], "never": []}[p["fail_on"]]
+    bad = {"down": [status.DOWN], "degraded": [status.DOWN, status.DEGRADED], "never": []}[p["fail_on"]]
     if overall in bad:
         module.fail_json(**result)
     module.exit_json(**result)

@@ -301,7 +301,7 @@ def test_unreadable_beat_file_says_permission_denied(tmp_path):
     forked child becomes nobody and reads it through the collection's own code."""
     import pwd
     import tempfile
-    from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
+    from ansible_collections.callcenter.ops.plugins.module_utils import celery_beat
     folder = tempfile.mkdtemp(prefix="ccops-beat-")
     try:
         os.chmod(folder, 0o755)
@@ -318,8 +318,8 @@ def test_unreadable_beat_file_says_permission_denied(tmp_path):
                 nobody = pwd.getpwnam("nobody")
                 os.setgid(nobody.pw_gid)
                 os.setuid(nobody.pw_uid)
-                cc.read_beat_schedule(f)
-            except cc.BeatError as e:
+                celery_beat.read_beat_schedule(f)
+            except celery_beat.BeatError as e:
                 msg = str(e)
             except BaseException as e:
                 msg = "unexpected %r" % e

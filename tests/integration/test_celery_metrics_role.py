@@ -101,13 +101,13 @@ def stack(redis_server, celery_factory):
 
 
 def wait_for_beat(schedule, timeout=30):
-    from ansible_collections.callcenter.ops.plugins.module_utils import celery_client as cc
+    from ansible_collections.callcenter.ops.plugins.module_utils import celery_beat
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if cc.read_beat_schedule(str(schedule)).get("last_daily_stats", {}).get("total_run_count", 0) >= 1:
+            if celery_beat.read_beat_schedule(str(schedule)).get("last_daily_stats", {}).get("total_run_count", 0) >= 1:
                 return
-        except cc.BeatError:
+        except celery_beat.BeatError:
             pass
         time.sleep(0.2)
     raise AssertionError("beat never ran last_daily_stats")

@@ -163,7 +163,7 @@ class Env:
         if not lib.exists():
             lib.mkdir()
             shutil.copy(COLLECTOR, lib)
-            for name in ("celery_client", "redis_client", "textfile", "params"):
+            for name in ("celery_client", "celery_beat", "redis_client", "redact", "textfile", "params"):
                 shutil.copy(REPO / "plugins" / "module_utils" / (name + ".py"), lib / ("ccops_%s.py" % name))
         env_file = self.root / "celery-metrics.env"
         env_file.write_text("CELERY_BROKER_URL=redis://127.0.0.1:%d/0\nCELERY_BROKER_PASSWORD=%s\n" % (

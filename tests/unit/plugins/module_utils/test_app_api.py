@@ -7,24 +7,6 @@ import pytest
 from ansible_collections.callcenter.ops.plugins.module_utils import app_api
 
 
-@pytest.mark.parametrize("url,clean", [
-    ("http://ops:Secret-1@127.0.0.1:5555/", "http://127.0.0.1:5555/"),
-    ("https://admin:p@ss@grafana.example/d/voice?x=a@b", "https://grafana.example/d/voice?x=a@b"),
-    ("http://ops@flower.example/flower/", "http://flower.example/flower/"),
-    ("redis://:pw@127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
-    ("http://flower.example/path@not-userinfo", "http://flower.example/path@not-userinfo"),
-    ("", ""), (None, None), ("not a url", "not a url"),
-])
-def test_user_info_is_taken_out_of_every_url(url, clean):
-    assert app_api.strip_userinfo(url) == clean
-
-
-def test_credentials_inside_a_url_are_split_off_and_decoded():
-    assert app_api.split_userinfo("http://ops:a%40b%3Ac@h:5555/") == ("http://h:5555/", "ops", "a@b:c")
-    assert app_api.split_userinfo("http://ops@h/") == ("http://h/", "ops", None)
-    assert app_api.split_userinfo("http://h/") == ("http://h/", None, None)
-
-
 @pytest.fixture
 def app_answering():
     servers = []

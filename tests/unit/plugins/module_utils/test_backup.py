@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+from ansible_collections.callcenter.ops.plugins.module_utils import backup
 from ansible_collections.callcenter.ops.plugins.module_utils import textfile
 
 
@@ -21,10 +21,10 @@ def gzip_member(data, level=9):
 
 @pytest.mark.parametrize("lib", ["zlib", "isal"])
 def test_inflater_never_returns_more_than_max_out_of_a_bomb(lib):
-    if lib == "isal" and not bk.HAS_ISAL:
+    if lib == "isal" and not backup.HAS_ISAL:
         pytest.skip("isal not installed")
     member = gzip_member(b"\0" * (64 << 20))  # 64 MiB of zeros in ~64 KB
-    inflater = bk.Inflater(bk.fast_zlib if lib == "isal" else zlib)
+    inflater = backup.Inflater(backup.fast_zlib if lib == "isal" else zlib)
     total = biggest = 0
     for chunk in (member[i:i + 8192] for i in range(0, len(member), 8192)):
         for piece in inflater.pieces(chunk, 256 * 1024):
@@ -36,7 +36,7 @@ def test_inflater_never_returns_more_than_max_out_of_a_bomb(lib):
 
 def test_inflater_reads_every_member_and_keeps_trailing_bytes():
     data = gzip.compress(b"a" * 100000) + gzip.compress(b"b" * 5) + b"junk"
-    inflater = bk.Inflater(zlib)
+    inflater = backup.Inflater(zlib)
     out = b"".join(inflater.pieces(data, 1000))
     assert out == b"a" * 100000 + b"b" * 5
     assert inflater.eof and inflater.extra == b"junk"
@@ -44,7 +44,7 @@ def test_inflater_reads_every_member_and_keeps_trailing_bytes():
 
 def test_inflater_output_is_complete_when_the_last_piece_fills_max_out():
     payload = os.urandom(4096)
-    inflater = bk.Inflater(zlib)
+    inflater = backup.Inflater(zlib)
     assert b"".join(inflater.pieces(gzip.compress(payload), 4096)) == payload
     assert inflater.eof
 
@@ -53,7 +53,7 @@ def test_inflater_raises_on_corrupt_data():
     data = bytearray(gzip.compress(os.urandom(50000)))
     data[len(data) // 2] ^= 0xFF
     with pytest.raises(zlib.error):
-        b"".join(bk.Inflater(zlib).pieces(bytes(data), 4096))
+        b"".join(backup.Inflater(zlib).pieces(bytes(data), 4096))
 
 
 def run_with_alarm(fn, seconds=5):
@@ -78,28 +78,28 @@ def run_with_alarm(fn, seconds=5):
 def test_open_regular_refuses_a_fifo_without_opening_it(tmp_path):
     fifo = tmp_path / "x.dump.gz"
     os.mkfifo(fifo)
-    with pytest.raises(bk.BackupError, match="is a FIFO, not a regular file: it was not opened"):
-        run_with_alarm(lambda: bk.open_regular(str(fifo)))
+    with pytest.raises(backup.BackupError, match="is a FIFO, not a regular file: it was not opened"):
+        run_with_alarm(lambda: backup.open_regular(str(fifo)))
 
 
 def test_open_regular_refuses_sockets_and_devices(tmp_path):
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(tmp_path / "s"))
     try:
-        with pytest.raises(bk.BackupError, match="is a socket, not a regular file"):
-            bk.open_regular(str(tmp_path / "s"))
+        with pytest.raises(backup.BackupError, match="is a socket, not a regular file"):
+            backup.open_regular(str(tmp_path / "s"))
     finally:
         sock.close()
-    with pytest.raises(bk.BackupError, match="is a character device, not a regular file"):
-        bk.open_regular("/dev/null")
+    with pytest.raises(backup.BackupError, match="is a character device, not a regular file"):
+        backup.open_regular("/dev/null")
 
 
 def test_verify_of_a_fifo_returns_a_failed_check(tmp_path):
     fifo = tmp_path / "x.dump.gz"
     os.mkfifo(fifo)
-    res = run_with_alarm(lambda: bk.verify(str(fifo)))
+    res = run_with_alarm(lambda: backup.verify(str(fifo)))
     assert res["valid"] is False
-    assert res["checks"] == [dict(name="readable", ok=False, message=bk.not_regular_message(str(fifo), "a FIFO"))]
+    assert res["checks"] == [dict(name="readable", ok=False, message=backup.not_regular_message(str(fifo), "a FIFO"))]
 
 
 @pytest.mark.parametrize("code, words", [
@@ -111,12 +111,12 @@ def test_verify_of_a_fifo_returns_a_failed_check(tmp_path):
     (errno.EROFS, "cannot be read: Read-only file system (EROFS)"),
 ])
 def test_every_os_error_becomes_a_sentence_naming_the_path(code, words):
-    message = bk.os_error_message("/b/x.dump.gz", OSError(code, os.strerror(code)))
+    message = backup.os_error_message("/b/x.dump.gz", OSError(code, os.strerror(code)))
     assert message.startswith("/b/x.dump.gz") and words in message
 
 
 def test_a_very_long_path_is_shortened_in_messages():
-    message = bk.os_error_message("/" + "x" * 5000, OSError(errno.ENAMETOOLONG, "File name too long"))
+    message = backup.os_error_message("/" + "x" * 5000, OSError(errno.ENAMETOOLONG, "File name too long"))
     assert len(message) < 300 and "..." in message
 
 
@@ -132,26 +132,26 @@ def test_check_backup_fails_closed_on_file_system_errors(tmp_path, case):
         path = tmp_path / ("y" * 400)
     else:
         path = tmp_path / "nope" / "x.dump.gz"
-    res = bk.check_backup(str(path))
+    res = backup.check_backup(str(path))
     assert res["valid"] is False and res["problems"] and res["problems"][0].startswith(str(path)[:100])
 
 
 def test_check_backup_refuses_an_unusable_timeout():
     for value in (float("nan"), float("inf"), 1e12, 0):
-        res = bk.check_backup("/nonexistent", timeout=value)
+        res = backup.check_backup("/nonexistent", timeout=value)
         assert res["valid"] is False and "timeout must be" in res["problems"][0]
 
 
 def test_metrics_text_survives_a_newline_in_the_file_name_and_read_metrics_reads_it_back(tmp_path):
     result = dict(path='/b/night\nly "x"}.dump.gz', valid=False, verified_at=1700000000, duration=1.5,
                   checks=[dict(name="gzip", ok=False, message='CRC "bad"\nsecond line')])
-    text = bk.metrics_text(result)
+    text = backup.metrics_text(result)
     assert 'callcenter_backup_verify_success{path="/b/night\\nly \\"x\\"}.dump.gz"} 0' in text
     assert 'reason="CRC \\"bad\\"\\nsecond line"} 1' in text
     assert all(line.startswith(("#", "callcenter_backup_")) for line in text.splitlines())
     f = tmp_path / "m.prom"
     textfile.write_atomically(str(f), text)
-    detail = bk.read_metrics_detail(str(f))
+    detail = backup.read_metrics_detail(str(f))
     assert (detail["success"], detail["last_run"]) == (False, 1700000000.0)
 
 
@@ -159,11 +159,11 @@ def test_read_metrics_never_opens_a_fifo(tmp_path):
     fifo = tmp_path / "m.prom"
     os.mkfifo(fifo)
     with pytest.raises(OSError, match="is a FIFO"):
-        run_with_alarm(lambda: bk.read_metrics_detail(str(fifo)))
+        run_with_alarm(lambda: backup.read_metrics_detail(str(fifo)))
 
 
 def test_backup_writes_metrics_only_through_textfile():
-    assert not hasattr(bk, "write_atomically") and not hasattr(bk, "_num")  # one writer: textfile
+    assert not hasattr(backup, "write_atomically") and not hasattr(backup, "_num")  # one writer: textfile
 
 
 @pytest.mark.parametrize("result, mode, sha, gz, expected", [
@@ -175,26 +175,26 @@ def test_backup_writes_metrics_only_through_textfile():
     (dict(compressed=True, sha256="ab"), "full", "ab", True, "checksum_file"),
 ])
 def test_integrity_names_what_protected_the_data(result, mode, sha, gz, expected):
-    assert bk.integrity_of(result, mode, sha, gz) == expected
+    assert backup.integrity_of(result, mode, sha, gz) == expected
 
 
 def test_metrics_detail_reads_back_why_a_verification_failed(tmp_path):
-    from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+    from ansible_collections.callcenter.ops.plugins.module_utils import backup
     result = dict(path='/b/x"1\n.dump.gz', valid=False, verified_at=1700000000, duration=0.5,
                   checks=[dict(name="gzip", ok=False, message='gzip CRC mismatch: "altered"\\x'),
                           dict(name="toc", ok=True, message="fine")])
     f = tmp_path / "m.prom"
-    f.write_text(bk.metrics_text(result))
-    detail = bk.read_metrics_detail(str(f))
+    f.write_text(backup.metrics_text(result))
+    detail = backup.read_metrics_detail(str(f))
     assert detail["success"] is False and detail["last_run"] == 1700000000
     assert detail["problems"] == ['gzip CRC mismatch: "altered"\\x']
 
 
 def test_a_gzip_cut_at_half_is_protected_by_gzip_not_reported_as_unprotected():
-    from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+    from ansible_collections.callcenter.ops.plugins.module_utils import backup
     broken = dict(compressed=True, toc={"compression": "0"}, sha256=None, data_read=False)
-    assert bk.integrity_of(broken, "full", None, gzip_checked=False) == "gzip_crc"
-    assert bk.integrity_of(dict(compressed=False, toc={"compression": "0"}, data_read=True), "full", None, True) == "none"
+    assert backup.integrity_of(broken, "full", None, gzip_checked=False) == "gzip_crc"
+    assert backup.integrity_of(dict(compressed=False, toc={"compression": "0"}, data_read=True), "full", None, True) == "none"
 
 
 # --- open -> stream -> verdict: the pure parts on bytes and plain values ---
@@ -344,26 +344,26 @@ def test_verdict_without_a_full_read_cannot_compare_the_checksum():
 
 def test_inflater_end_problem_names_truncation_and_trailing_garbage():
     whole = gzip.compress(b"x" * 1000)
-    inflater = bk.Inflater(zlib)
+    inflater = backup.Inflater(zlib)
     b"".join(inflater.pieces(whole[:-4]))
     assert "without its trailer" in inflater.end_problem(len(whole) - 4)
-    inflater = bk.Inflater(zlib)
+    inflater = backup.Inflater(zlib)
     b"".join(inflater.pieces(whole + b"\0\0\0"))
     assert inflater.end_problem(len(whole)) is None  # zero padding (tape blocks) is fine
-    inflater = bk.Inflater(zlib)
+    inflater = backup.Inflater(zlib)
     b"".join(inflater.pieces(whole + b"garbage"))
     assert "trailing garbage" in inflater.end_problem(len(whole))
 
 
 def test_children_get_their_limit_from_a_shell_not_from_preexec_fn():
-    argv = bk.limited_argv(["/usr/bin/pg_restore", "--list"], 28 << 20)
+    argv = backup.limited_argv(["/usr/bin/pg_restore", "--list"], 28 << 20)
     assert argv[:2] == ["/bin/sh", "-c"] and "ulimit -v" in argv[2] and argv[-2:] == ["/usr/bin/pg_restore", "--list"]
     assert argv[4] == str(28 << 10)  # KiB
-    assert bk.limited_argv(["x"], None) == ["x"]
+    assert backup.limited_argv(["x"], None) == ["x"]
 
 
 def test_a_child_runs_under_the_limit_in_its_own_session_and_kill_reaps_it():
-    child = bk.Child(["/bin/sh", "-c", "ulimit -v; cat > /dev/null"], 64 << 20, capture_stdout=True)
+    child = backup.Child(["/bin/sh", "-c", "ulimit -v; cat > /dev/null"], 64 << 20, capture_stdout=True)
     try:
         child.start_readers()
         assert os.getpgid(child.proc.pid) == child.proc.pid != os.getpgid(0)
@@ -372,14 +372,14 @@ def test_a_child_runs_under_the_limit_in_its_own_session_and_kill_reaps_it():
         assert rc == 0 and out.strip() == str(64 << 10)
     finally:
         child.kill()
-    sleeper = bk.Child(["sleep", "60"], None)
+    sleeper = backup.Child(["sleep", "60"], None)
     sleeper.kill()
     assert sleeper.proc.returncode is not None  # reaped, no zombie left
 
 
 def test_stream_kills_and_reaps_both_children_whatever_happens(tmp_path, monkeypatch):
     started = []
-    real = bk.Child
+    real = backup.Child
 
     def spy(*a, **kw):
         started.append(real(*a, **kw))
@@ -388,8 +388,8 @@ def test_stream_kills_and_reaps_both_children_whatever_happens(tmp_path, monkeyp
     def boom(*_a, **_kw):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(bk, "Child", spy)
-    monkeypatch.setattr(bk, "_pump", boom)
+    monkeypatch.setattr(backup, "Child", spy)
+    monkeypatch.setattr(backup, "_pump", boom)
     fake = tmp_path / "pg_restore"
     fake.write_text("#!/bin/sh\nexec sleep 60\n")
     fake.chmod(0o755)
@@ -399,7 +399,7 @@ def test_stream_kills_and_reaps_both_children_whatever_happens(tmp_path, monkeyp
     with open(f, "rb") as fh:
         a = arc.open_archive(fh.read(), str(f))
         with pytest.raises(RuntimeError):
-            bk.stream(a, fh, arc.Outcome(str(f)), str(fake), 64 << 20, None, __import__("time").monotonic() + 30)
+            backup.stream(a, fh, arc.Outcome(str(f)), str(fake), 64 << 20, None, __import__("time").monotonic() + 30)
     assert len(started) == 2 and all(c.proc.returncode is not None for c in started)
 
 
