@@ -41,9 +41,9 @@ RUNNER = r"""
 import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
 import zlib
-import ccops_backup as bk
+import ccops_backup as backup
 t = time.monotonic()
-res = bk.verify(sys.argv[2], mode="full", pg_restore=sys.argv[4], lib=zlib if sys.argv[3] == "zlib" else None)
+res = backup.verify(sys.argv[2], mode="full", pg_restore=sys.argv[4], lib=zlib if sys.argv[3] == "zlib" else None)
 elapsed = time.monotonic() - t
 status = open("/proc/self/status").read()
 hwm = int([l for l in status.splitlines() if l.startswith("VmHWM")][0].split()[1])

@@ -135,7 +135,7 @@ def test_unreadable_file_says_permission_denied(ansible, dumps, tmp_path):
         p = subprocess.run(["runuser", "-u", "nobody", "--", "sh", "-c", "cat %s >/dev/null" % f],
                            capture_output=True, text=True, check=False)
         assert p.returncode != 0  # the premise: nobody cannot read it
-        from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+        from ansible_collections.callcenter.ops.plugins.module_utils import backup
         rd, wr = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -144,7 +144,7 @@ def test_unreadable_file_says_permission_denied(ansible, dumps, tmp_path):
             nobody = pwd.getpwnam("nobody")
             os.setgid(nobody.pw_gid)
             os.setuid(nobody.pw_uid)
-            res = bk.verify(f, pg_restore=os.path.join(PG_BIN, "pg_restore"))
+            res = backup.verify(f, pg_restore=os.path.join(PG_BIN, "pg_restore"))
             os.write(wr, res["checks"][0]["message"].encode())
             os._exit(0)
         os.close(wr)
@@ -209,7 +209,7 @@ def test_failed_verification_still_writes_metrics(ansible, tmp_path):
 def test_random_single_byte_mutations_are_never_valid(dumps, tmp_path):
     """Property-style: many random one-byte changes of a valid backup, none reported valid in
     full mode. Runs the module_utils directly (hundreds of ansible runs would take minutes)."""
-    from ansible_collections.callcenter.ops.plugins.module_utils import backup as bk
+    from ansible_collections.callcenter.ops.plugins.module_utils import backup
     src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
     rng = random.Random(20261125)
     f = tmp_path / "m.dump.gz"
@@ -217,7 +217,7 @@ def test_random_single_byte_mutations_are_never_valid(dumps, tmp_path):
         # bytes 4-9 of the gzip header (mtime, flags, OS) carry no data: a change there is harmless
         offset = rng.randrange(10, len(src))
         f.write_bytes(flip(src, offset))
-        res = bk.verify(str(f), pg_restore=os.path.join(PG_BIN, "pg_restore"), chunk_size=256 * 1024)
+        res = backup.verify(str(f), pg_restore=os.path.join(PG_BIN, "pg_restore"), chunk_size=256 * 1024)
         assert not res["valid"], "mutation at byte %d of %d reported valid: %s" % (offset, len(src), res["checks"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.dump.gz"]
 
