@@ -611,19 +611,6 @@ def file_facts(path, now=None):
                 age_seconds=round(now - st.st_mtime, 3))
 
 
-AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
-
-
-def parse_quantity(value, units, what):
-    """``"26h"`` -> 93600.0 with AGE_UNITS, ``"50M"`` -> bytes with SIZE_UNITS."""
-    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]?)[bB]?\s*$", str(value))
-    if not m or m.group(2).lower() not in units:
-        raise ValueError("%s must be a number with an optional unit (%s), got %r"
-                         % (what, "/".join(u for u in units if u), value))
-    return float(m.group(1)) * units[m.group(2).lower()]
-
-
 def find_pg_restore(given=None):
     """``given``, else pg_restore on PATH, else the newest /usr/lib/postgresql/*/bin/pg_restore."""
     if given:

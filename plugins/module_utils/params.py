@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import math
+import re
 
 # A day: longer than any check should take, small enough for every clock and sleep call.
 MAX_TIMEOUT = 86400.0
@@ -43,3 +44,29 @@ def check_timeouts(module, *names, **kwargs):
         problem = timeout_problem(value, name, allow_zero=name in allow_zero)
         if problem:
             module.fail_json(msg=problem)
+
+
+# Units of the quantities operators type ("26h", "50M"): the modules, the host scripts and the
+# roles' checks (filter callcenter.ops.quantity_problem) all read them here, never a copy.
+AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+UNITS = {"age": AGE_UNITS, "size": SIZE_UNITS}
+
+
+def parse_quantity(value, units, what):
+    """``"26h"`` -> 93600.0 with AGE_UNITS, ``"50M"`` -> bytes with SIZE_UNITS; ValueError with
+    the sentence to show otherwise."""
+    m = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]?)[bB]?\s*$", str(value))
+    if not m or m.group(2).lower() not in units:
+        raise ValueError("%s must be a number with an optional unit (%s), got %r"
+                         % (what, "/".join(u for u in units if u), value))
+    return float(m.group(1)) * units[m.group(2).lower()]
+
+
+def quantity_problem(value, kind, what):
+    """None when ``value`` is a usable quantity of ``kind`` ("age" or "size"), else the sentence."""
+    try:
+        parse_quantity(value, UNITS[kind], what)
+    except ValueError as e:
+        return str(e)
+    return None

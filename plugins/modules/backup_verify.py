@@ -299,7 +299,7 @@ duration:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.callcenter.ops.plugins.module_utils import backup
-from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts
+from ansible_collections.callcenter.ops.plugins.module_utils.params import AGE_UNITS, SIZE_UNITS, check_timeouts, parse_quantity
 
 
 class BackupVerifyModule(AnsibleModule):
@@ -330,8 +330,8 @@ def main():
     )
     p = module.params
     try:
-        max_age = backup.parse_quantity(p["max_age"], backup.AGE_UNITS, "max_age") if p["max_age"] else None
-        min_size = backup.parse_quantity(p["min_size"], backup.SIZE_UNITS, "min_size") if p["min_size"] else None
+        max_age = parse_quantity(p["max_age"], AGE_UNITS, "max_age") if p["max_age"] else None
+        min_size = parse_quantity(p["min_size"], SIZE_UNITS, "min_size") if p["min_size"] else None
     except ValueError as e:
         module.fail_json(msg=str(e))
     check_timeouts(module, "timeout")

@@ -596,7 +596,7 @@ from ansible_collections.callcenter.ops.plugins.module_utils import redact
 from ansible_collections.callcenter.ops.plugins.module_utils import redis_client
 from ansible_collections.callcenter.ops.plugins.module_utils import status
 from ansible_collections.callcenter.ops.plugins.module_utils import status_probes
-from ansible_collections.callcenter.ops.plugins.module_utils.params import check_timeouts, timeout_problem
+from ansible_collections.callcenter.ops.plugins.module_utils.params import AGE_UNITS, check_timeouts, parse_quantity, timeout_problem
 from ansible_collections.callcenter.ops.plugins.module_utils.status import COMPONENTS
 
 
@@ -697,7 +697,7 @@ def main():
         module.fail_json(msg=problem)
     try:
         expected = celery_client.normalize_expected(p["expected_workers"])
-        max_age = backup.parse_quantity(p["backup_max_age"], backup.AGE_UNITS, "backup_max_age")
+        max_age = parse_quantity(p["backup_max_age"], AGE_UNITS, "backup_max_age")
     except ValueError as e:
         module.fail_json(msg=str(e))
 
