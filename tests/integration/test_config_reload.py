@@ -230,30 +230,9 @@ def test_signal_pidfile_that_is_a_fifo_is_refused_at_once(ansible, tmp_path):
         assert r.duration < 30
 
 
-def test_signal_pidfile_too_long_or_a_directory(ansible, tmp_path):
-    big = tmp_path / "big.pid"
-    big.write_text("1" * 100000)
-    r = ansible.module("config_reload", dict(method="signal", pidfile=str(big), verify_ready=False))
-    assert r.rc != 0 and "longer than 64 bytes" in r["msg"], r
-    r = ansible.module("config_reload", dict(method="signal", pidfile=str(tmp_path), verify_ready=False))
-    assert r.rc != 0 and "is a directory, not a regular file" in r["msg"], r
-    assert "Traceback" not in r.output
-
-
 def test_signal_needs_a_target(ansible):
     r = ansible.module("config_reload", dict(method="signal", verify_ready=False))
     assert r.rc != 0 and "needs unit or pidfile" in r["msg"], r
-
-
-def test_timeouts_that_are_not_numbers_of_seconds_are_refused(ansible, fake_app):
-    app = fake_app()
-    for bad in ("nan", "inf", "-1", "1e12"):
-        r = reload(ansible, app, timeout=bad)
-        assert r.rc != 0 and r["msg"].startswith("timeout must be"), (bad, r)
-        assert "Traceback" not in r.output and "_PyTime_t" not in r.output
-    r = reload(ansible, app, ready_timeout="nan")
-    assert r.rc != 0 and r["msg"].startswith("ready_timeout must be"), r
-    assert app.reloads == []
 
 
 def test_restart_only_sections_are_reported_as_such(ansible, fake_app):
