@@ -215,7 +215,6 @@ class Ansible:
                            input=stdin, stdin=None if stdin is not None else subprocess.DEVNULL)
         return Result(p.returncode, p.stdout, p.stderr, time.monotonic() - start)
 
-
     def refusals(self, role, cases, workdir, verbosity=0):
         """Apply ``role`` once per case (a dict of role variables) in ONE ansible-playbook run,
         each in a block whose rescue records why the role stopped: a role's refusals of bad

@@ -589,7 +589,6 @@ import time
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible_collections.callcenter.ops.plugins.module_utils import alertmanager
 from ansible_collections.callcenter.ops.plugins.module_utils import app_api
-from ansible_collections.callcenter.ops.plugins.module_utils import backup
 from ansible_collections.callcenter.ops.plugins.module_utils import celery_client
 from ansible_collections.callcenter.ops.plugins.module_utils import postgres
 from ansible_collections.callcenter.ops.plugins.module_utils import redact

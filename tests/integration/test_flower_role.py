@@ -196,4 +196,4 @@ def test_bad_input_is_refused_by_name_before_any_change(ansible, tmp_path):
     for (variables, expected), msg in zip(REFUSED, messages):
         assert msg and expected in msg, (variables, expected, msg)
     assert ACCEPTED not in r.output and "Broker-Secret-9" not in r.output
-    assert not [p for p in tmp_path.glob("case*/flower")], "a refused case wrote files"
+    assert not list(tmp_path.glob("case*/flower")), "a refused case wrote files"
