@@ -418,6 +418,24 @@ def test_each_extra_var_is_checked_and_documented_in_the_header_and_docs(playboo
         assert spec[secret].get("no_log") is True, secret
 
 
+# docs/playbooks.md, "Naming": <playbook>_<module option>; only the broker's connection is shared.
+SHARED_VARS = {"celery_broker_url", "celery_broker_password", "celery_sentinel_master_name", "celery_sentinel_password"}
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_extra_vars_carry_the_playbook_name_and_the_header_names_its_modules(playbook):
+    text = (REPO / "playbooks" / (playbook + ".yml")).read_text()
+    first = text.splitlines()[1]
+    assert first.startswith("# %s.yml runs " % playbook), (playbook, first)
+    header = " ".join(text.splitlines()[1:3])  # the first comment line and its continuation
+    modules = set(re.findall(r"^\s+(callcenter\.ops\.[a-z_]+):\s*$", text, re.M))
+    assert not [m for m in modules if m not in header], (playbook, modules, header)
+    tasks = yaml.safe_load(text)[0].get("tasks") or [{}]
+    spec = tasks[0].get("ansible.builtin.validate_argument_spec", {}).get("argument_spec", {})
+    stray = [n for n in spec if n not in SHARED_VARS and not n.startswith(playbook + "_")]
+    assert not stray, "%s: extra vars not named %s_*: %s" % (playbook, playbook, stray)
+
+
 def test_job_templates_name_real_playbooks_and_their_schedules():
     data = yaml.safe_load((REPO / "docs" / "awx" / "job_templates.yml").read_text())
     names = set()
