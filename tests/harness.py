@@ -780,11 +780,11 @@ class Stack:
         d = str(self.dir)
         runs = [
             ("callcenter.ops.celery_status", {
-                "celery_expected_workers": self.nodes(), "celery_queues": list(QUEUES),
-                "celery_max_queue_length": self.timings["queue_backlog"], "celery_beat_entries": ["last_daily_stats"],
-                "celery_max_beat_age": 300, "celery_beat_schedule_file": d + "/celerybeat-schedule"}),
+                "celery_status_expected_workers": self.nodes(), "celery_status_queues": list(QUEUES),
+                "celery_status_max_queue_length": self.timings["queue_backlog"], "celery_status_beat_entries": ["last_daily_stats"],
+                "celery_status_max_beat_age": 300, "celery_status_beat_schedule_file": d + "/celerybeat-schedule"}),
             ("callcenter.ops.verify_backup", {
-                "backup_path": d + "/backups", "backup_metrics_file": d + "/textfile/callcenter_backup.prom"}),
+                "verify_backup_path": d + "/backups", "verify_backup_metrics_file": d + "/textfile/callcenter_backup.prom"}),
             ("callcenter.ops.system_status", {
                 "system_status_app_url": self.url("app"), "system_status_expected_workers": self.nodes(),
                 "system_status_pg_host": "127.0.0.1", "system_status_pg_port": self.ports["postgres"],

@@ -175,7 +175,7 @@ def assert_no_secret_in_artifacts(job, secrets, env_secrets=()):
 
 
 def celery_vars(stack, **over):
-    v = dict(celery_expected_workers=stack["nodes"], celery_queues=["quality", "stats"], celery_max_queue_length=50)
+    v = dict(celery_status_expected_workers=stack["nodes"], celery_status_queues=["quality", "stats"], celery_status_max_queue_length=50)
     v.update(over)
     return v
 
@@ -212,7 +212,7 @@ def test_celery_status_job_healthy_and_unhealthy(ansible, stack, tmp_path):
     url = "redis://127.0.0.1:%d/0" % stack["redis"].port
     bad = Job(ansible, tmp_path, "celery_status",
               extravars=celery_vars(stack, celery_broker_url=url, celery_broker_password=REDIS_PASSWORD,
-                                    celery_expected_workers=stack["nodes"] + ["w9@nowhere"]))
+                                    celery_status_expected_workers=stack["nodes"] + ["w9@nowhere"]))
     ok.wait()
     bad.wait()
     assert ok.rc == 0 and ok.status == "successful", ok
@@ -225,8 +225,8 @@ def test_celery_status_job_healthy_and_unhealthy(ansible, stack, tmp_path):
 
 # --------------------------------------------------------------------------- verify_backup
 def test_verify_backup_job_valid_and_truncated(ansible, stack, tmp_path):
-    ok = Job(ansible, tmp_path, "verify_backup", extravars=dict(backup_path=str(stack["good"])))
-    bad = Job(ansible, tmp_path, "verify_backup", extravars=dict(backup_path=str(stack["bad"])))
+    ok = Job(ansible, tmp_path, "verify_backup", extravars=dict(verify_backup_path=str(stack["good"])))
+    bad = Job(ansible, tmp_path, "verify_backup", extravars=dict(verify_backup_path=str(stack["bad"])))
     ok.wait()
     bad.wait()
     assert ok.rc == 0 and ok.status == "successful", ok
@@ -264,7 +264,7 @@ def test_config_reload_job_reloads_and_an_app_that_stays_unready_fails(ansible, 
     assert stack["app"].reloads, "the app got no reload"
     stack["app"].ready_after_reload = False
     try:
-        bad = run_job(ansible, tmp_path, "config_reload", extravars=dict(extra, config_reload_token=ADMIN_TOKEN))
+        bad = run_job(ansible, tmp_path, "config_reload", extravars=dict(extra, config_reload_app_token=ADMIN_TOKEN))
     finally:
         stack["app"].ready_after_reload = True
         stack["app"].ready = True
@@ -283,11 +283,11 @@ def test_deploy_job_runs_one_role_by_tag(deploy_job):
 
 # --------------------------------------------------------------------------- bad extra vars
 BAD = {
-    "celery_status": (dict(celery_timeout="soon"), "argument 'celery_timeout' is of type str and we were unable "
-                                                   "to convert to float"),
+    "celery_status": (dict(celery_status_timeout="soon"), "argument 'celery_status_timeout' is of type str and we were "
+                                                          "unable to convert to float"),
     "celery_purge": (dict(celery_purge_queues=["stats"], celery_purge_interactive="sometimes"),
                      "celery_purge_interactive must be auto, true or false"),
-    "verify_backup": (dict(backup_mode="quick"), "backup_mode"),
+    "verify_backup": (dict(verify_backup_mode="quick"), "verify_backup_mode"),
     "system_status": (dict(system_status_fail_on="sometimes"), "system_status_fail_on"),
     "config_reload": (dict(config_reload_hosts="localhost", config_reload_method="ssh"), "config_reload_method"),
 }
@@ -374,14 +374,14 @@ def test_awx_job_without_confirmation_fails_fast_and_purges_nothing(ansible, bac
     job = run_job(ansible, tmp_path, "celery_purge", extravars=purge_vars(backlog))
     assert "KILLED" not in job.out and job.rc != 0 and job.status == "failed", job
     assert "Not purged: no person can answer a prompt here (ansible-runner" in job.stdout, job.stdout[-3000:]
-    assert "confirm_purge=true" in job.stdout
+    assert "celery_purge_confirm=true" in job.stdout
     assert job.seconds < 60, job.seconds
     assert depth(backlog, NOBODY_CONSUMES) == 6
     assert_no_secret_in_artifacts(job, [REDIS_PASSWORD])
 
 
-def test_awx_job_with_confirm_purge_purges(ansible, backlog, tmp_path):
-    job = run_job(ansible, tmp_path, "celery_purge", extravars=purge_vars(backlog, confirm_purge=True))
+def test_awx_job_with_celery_purge_confirm_purges(ansible, backlog, tmp_path):
+    job = run_job(ansible, tmp_path, "celery_purge", extravars=purge_vars(backlog, celery_purge_confirm=True))
     assert job.rc == 0 and job.status == "successful", job
     assert "removed 6 message(s): %s=6" % NOBODY_CONSUMES in job.stdout
     assert depth(backlog, NOBODY_CONSUMES) == 0
@@ -416,6 +416,24 @@ def test_each_extra_var_is_checked_and_documented_in_the_header_and_docs(playboo
         assert name in header or name.rsplit("_", 1)[0] in header, (name, "playbook header")
     for secret in [n for n in spec if re.search("password|token", n)]:
         assert spec[secret].get("no_log") is True, secret
+
+
+# docs/playbooks.md, "Naming": <playbook>_<module option>; only the broker's connection is shared.
+SHARED_VARS = {"celery_broker_url", "celery_broker_password", "celery_sentinel_master_name", "celery_sentinel_password"}
+
+
+@pytest.mark.parametrize("playbook", PLAYBOOKS)
+def test_extra_vars_carry_the_playbook_name_and_the_header_names_its_modules(playbook):
+    text = (REPO / "playbooks" / (playbook + ".yml")).read_text()
+    first = text.splitlines()[1]
+    assert first.startswith("# %s.yml runs " % playbook), (playbook, first)
+    header = " ".join(text.splitlines()[1:3])  # the first comment line and its continuation
+    modules = set(re.findall(r"^\s+(callcenter\.ops\.[a-z_]+):\s*$", text, re.M))
+    assert not [m for m in modules if m not in header], (playbook, modules, header)
+    tasks = yaml.safe_load(text)[0].get("tasks") or [{}]
+    spec = tasks[0].get("ansible.builtin.validate_argument_spec", {}).get("argument_spec", {})
+    stray = [n for n in spec if n not in SHARED_VARS and not n.startswith(playbook + "_")]
+    assert not stray, "%s: extra vars not named %s_*: %s" % (playbook, playbook, stray)
 
 
 def test_job_templates_name_real_playbooks_and_their_schedules():

@@ -74,7 +74,7 @@ def test_bad_input_is_refused_before_anything_is_written(ansible, tmp_path):
 
 
 def test_verify_backup_playbook_prints_verdict(ansible, dumps, tmp_path):
-    r = ansible.playbook("callcenter.ops.verify_backup", extra_vars={"backup_path": str(dumps)})
+    r = ansible.playbook("callcenter.ops.verify_backup", extra_vars={"verify_backup_path": str(dumps)})
     assert r.rc == 0, r
     assert "Backup VALID: %s/callcenter-2026-11-25.dump.gz" % dumps in r.output
     assert "toc: database callcenter" in r.output
@@ -86,7 +86,7 @@ def test_verify_backup_playbook_fails_on_a_broken_backup(ansible, dumps, tmp_pat
     shutil.copy(dumps / "callcenter-2026-11-25.dump.gz", tmp_path)
     os.utime(tmp_path / "callcenter-2026-11-25.dump.gz", (1_700_000_000, 1_700_000_000))
     (tmp_path / "callcenter-2026-11-26.dump.gz").write_bytes(src[: len(src) // 2])  # the newest
-    r = ansible.playbook("callcenter.ops.verify_backup", extra_vars={"backup_path": str(tmp_path)})
+    r = ansible.playbook("callcenter.ops.verify_backup", extra_vars={"verify_backup_path": str(tmp_path)})
     assert r.rc != 0
     assert "Backup NOT VALID: %s/callcenter-2026-11-26.dump.gz" % tmp_path in r.output
     assert "truncated after" in r.output

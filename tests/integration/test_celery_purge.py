@@ -75,14 +75,14 @@ def test_purge_playbook_unattended_without_confirmation_purges_nothing(ansible, 
     r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra, env={"TERM": ""})
     assert r.rc != 0
     assert "Not purged: no person can answer a prompt here (no terminal" in r.output, r
-    assert "confirm_purge=true" in r.output
+    assert "celery_purge_confirm=true" in r.output
     assert r.duration < 20, r
     assert depth(backlog, "stats") == 6
     assert backlog.password not in r.output
 
 
-def test_purge_playbook_with_confirm_purge(ansible, backlog):
-    extra = dict(celery_broker_url=backlog.url, celery_purge_queues="stats", confirm_purge=True)
+def test_purge_playbook_with_celery_purge_confirm(ansible, backlog):
+    extra = dict(celery_broker_url=backlog.url, celery_purge_queues="stats", celery_purge_confirm=True)
     r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra)
     assert r.rc == 0, r
     assert "removed 6 message(s): stats=6" in r.output
@@ -90,7 +90,7 @@ def test_purge_playbook_with_confirm_purge(ansible, backlog):
 
 
 def test_purge_playbook_in_check_mode_never_purges(ansible, backlog):
-    extra = dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"], confirm_purge=True)
+    extra = dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"], celery_purge_confirm=True)
     r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra, check=True)
     assert r.rc == 0, r
     assert depth(backlog, "stats") == 6
@@ -104,7 +104,7 @@ def test_purge_playbook_needs_queue_names(ansible, redis_server):
 
 def test_status_playbook_prints_summary_and_passes(ansible, redis_server, celery_factory):
     celery_factory(redis_server.url).start_workers(["w1", "w2"])
-    extra = dict(celery_broker_url=redis_server.url, celery_expected_workers=2, celery_queues=["quality", "stats"])
+    extra = dict(celery_broker_url=redis_server.url, celery_status_expected_workers=2, celery_status_queues=["quality", "stats"])
     r = ansible.playbook("callcenter.ops.celery_status", extra_vars=extra)
     assert r.rc == 0, r
     assert "Celery HEALTHY: 2 worker(s) online" in r.output
@@ -116,7 +116,7 @@ def test_status_playbook_fails_with_the_reason_when_a_worker_is_gone(ansible, re
     cluster = celery_factory(redis_server.url)
     cluster.start_workers(["w1", "w2"])
     cluster.kill("w2@harness")
-    extra = dict(celery_broker_url=redis_server.url, celery_expected_workers=["w1@harness", "w2@harness"], celery_timeout=1)
+    extra = dict(celery_broker_url=redis_server.url, celery_status_expected_workers=["w1@harness", "w2@harness"], celery_status_timeout=1)
     r = ansible.playbook("callcenter.ops.celery_status", extra_vars=extra)
     assert r.rc != 0
     assert "Celery UNHEALTHY" in r.output
@@ -206,13 +206,13 @@ def test_purge_prompt_on_a_terminal_with_nobody_ends_by_itself(ansible, backlog)
     assert depth(backlog, "stats") == 6
 
 
-@pytest.mark.parametrize("extra", [dict(confirm_purge=False), dict(confirm_purge="false"),
+@pytest.mark.parametrize("extra", [dict(celery_purge_confirm=False), dict(celery_purge_confirm="false"),
                                    dict(celery_purge_interactive=False), dict(awx_job_id=42)])
 def test_purge_on_a_terminal_never_asks_when_told_not_to(ansible, backlog, extra):
     extra = dict(extra, celery_broker_url=backlog.url, celery_purge_queues=["stats"])
     rc, out, typed, seconds = _run_on_a_tty(ansible, extra, [])
     assert rc != 0, out[-3000:]
-    assert "Not purged:" in out and "confirm_purge=true" in out, out[-3000:]
+    assert "Not purged:" in out and "celery_purge_confirm=true" in out, out[-3000:]
     assert "within" not in out, out[-3000:]  # no prompt at all
     assert seconds < 20, seconds
     assert depth(backlog, "stats") == 6

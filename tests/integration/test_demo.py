@@ -72,7 +72,7 @@ def readme_examples():
 
 def test_demo_shell_runs_a_command_with_the_stack_in_its_environment(demo):
     assert demo.up.returncode == 0, demo.up.stdout[-3000:] + demo.up.stderr[-3000:]
-    r = demo("shell", "ansible-playbook", "callcenter.ops.celery_status", "-e", "celery_expected_workers=2")
+    r = demo("shell", "ansible-playbook", "callcenter.ops.celery_status", "-e", "celery_status_expected_workers=2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "Celery is healthy" in r.stdout or "2 worker" in r.stdout, r.stdout[-2000:]
     env = demo("env")

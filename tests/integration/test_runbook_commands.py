@@ -153,7 +153,7 @@ class Env:
         vault_pass = self.root / "vault-pass"
         vault_pass.write_text("vault-Runbook-Pass-1\n")
         secrets = self.root / "secrets.yml"
-        secrets.write_text(yaml.safe_dump({"celery_broker_password": redis_password, "config_reload_token": admin_token}))
+        secrets.write_text(yaml.safe_dump({"celery_broker_password": redis_password, "config_reload_app_token": admin_token}))
         subprocess.run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(vault_pass), str(secrets)],
                        check=True, capture_output=True, env=self.ansible.env)
 

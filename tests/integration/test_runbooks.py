@@ -83,7 +83,7 @@ def test_rendered_runbooks_speak_of_the_operators_system(ansible, tmp_path):
     assert r.rc == 0, r
     out = tmp_path / "rb"
     backup = (out / "backup-failed.html").read_text()
-    assert "-e backup_hosts=pg_main" in backup
+    assert "-e verify_backup_hosts=pg_main" in backup
     latency = (out / "high-latency.md").read_text()
     assert "https://grafana.example/d/callcenter/call-center?viewPanel=2" in latency
     # the threshold the rules use (merged over the defaults), in words and in the expression

@@ -101,7 +101,7 @@ def test_celery_health_and_purge_read_the_master_the_sentinels_name(ansible, sen
     assert r.rc == 0 and r["queues"]["backlog"] == 7, r
     # the playbook form of the README
     r = ansible.playbook("callcenter.ops.celery_status", dict(
-        celery_expected_workers=2, celery_queues=QUEUES, celery_sentinel_master_name=rs.master_name),
+        celery_status_expected_workers=2, celery_status_queues=QUEUES, celery_sentinel_master_name=rs.master_name),
         env=dict(CELERY_BROKER_URL=rs.url, CELERY_BROKER_SENTINEL_PASSWORD=SENTINEL_PASSWORD))
     assert r.rc == 0 and "failed=0" in r.output, r
     assert PASSWORD not in r.output and SENTINEL_PASSWORD not in r.output
