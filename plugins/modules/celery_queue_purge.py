@@ -75,7 +75,7 @@ EXAMPLES = r'''
   register: purge
 
 # For a purge with a confirmation prompt (a person is asked; an AWX job or ansible-runner
-# fails at once unless it passes confirm_purge=true), use the playbook:
+# fails at once unless it passes celery_purge_confirm=true), use the playbook:
 # ansible-playbook callcenter.ops.celery_purge -e celery_purge_queues=stats
 '''
 
