@@ -126,6 +126,45 @@ def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
         report.longrepr = "skipped under CI=true, so this check did not run: %s" % reason
 
 
+# --------------------------------------------------------------------------- modules in-process
+class ModuleResult(dict):
+    """A module's JSON result; ``failed`` is True when it ended with fail_json."""
+
+    @property
+    def failed(self):
+        return bool(self.get("failed"))
+
+
+def run_module(name, args, env=None):
+    """Run ``callcenter.ops.<name>``'s main() in this process with ``args`` as `ansible -m` would
+    pass them, and return what it printed (parsed): for the checks that need no server (the
+    argument handling and the sentences bad input gets, tests/unit/plugins/modules). Environment
+    variables of ``env`` are set for the run only (None: unset)."""
+    import importlib
+    import io
+    from contextlib import redirect_stdout
+    from ansible.module_utils.testing import patch_module_args
+    module = importlib.import_module("ansible_collections.callcenter.ops.plugins.modules." + name)
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in (env or {}).items():
+            if value is None:
+                mp.delenv(key, raising=False)
+            else:
+                mp.setenv(key, value)
+        with patch_module_args(args), redirect_stdout(out):
+            with pytest.raises(SystemExit) as ended:
+                module.main()
+    result = ModuleResult(json.loads(out.getvalue()))
+    assert ended.value.code == (1 if result.failed else 0), (ended.value.code, result)
+    return result
+
+
+@pytest.fixture
+def module_run():
+    return run_module
+
+
 # --------------------------------------------------------------------------- ansible
 @pytest.fixture(scope="session")
 def collections_path(tmp_path_factory):
