@@ -69,7 +69,8 @@ def main():
         for name, v in med.items():
             print("  %-66s %6.3f s  (min %.3f, max %.3f)" % (name, v, min(samples[name]), max(samples[name])))
         print("  ratio module / celery CLI        : %.2fx  (target <= 0.60x)" % (mod / cli))
-        print("  ratio module / ansible -m ping   : %.2fx  (target <= 1.20x; what the module adds on top of Ansible)" % (mod / floor))
+        print("  ratio module / ansible -m ping   : %.2fx  (target <= 1.20x; what the module adds on top of Ansible)"
+              % (mod / floor))
         print("  ratio ansible -m ping / celery CLI: %.2fx  (Ansible's floor on this machine)" % (floor / cli))
         print("  libraries alone                  : +%.3f s, so module / ping >= %.2fx  (the imports any Celery "
               "ping needs, before any work)" % (libs - basic, (floor + libs - basic) / floor))
