@@ -74,6 +74,11 @@ def main():
         print("  ratio ansible -m ping / celery CLI: %.2fx  (Ansible's floor on this machine)" % (floor / cli))
         print("  libraries alone                  : +%.3f s, so module / ping >= %.2fx  (the imports any Celery "
               "ping needs, before any work)" % (libs - basic, (floor + libs - basic) / floor))
+        # Each round runs every command back to back: its own module / ping ratio is less moved by
+        # the load of a shared machine than the ratio of two medians taken over the whole run.
+        names = list(commands)
+        paired = statistics.median(m / f for m, f in zip(samples[names[1]], samples[names[2]]))
+        print("  module / ping, median of rounds  : %.2fx  (each round's own ratio)" % paired)
     finally:
         cluster.stop()
         redis.stop()
