@@ -293,8 +293,19 @@ BAD = {
 }
 
 
+# A name from before the rename to <playbook>_<option>, or a misspelt one, given beside the bad
+# value: the job names it too (before, it was ignored and its threshold silently lost).
+UNKNOWN = {
+    "celery_status": dict(celery_expected_workers=2),
+    "celery_purge": dict(confirm_purge=True),
+    "verify_backup": dict(backup_path="/var/backups/callcenter"),
+    "system_status": dict(system_status_expected_worker=2),
+    "config_reload": dict(config_reload_token="Old-Token-Name-1"),
+}
+
+
 def test_bad_extra_vars_stop_each_job_at_once_with_one_sentence(ansible, stack, tmp_path):
-    jobs = [Job(ansible, tmp_path, name, extravars=extra, envvars=secret_env(stack))
+    jobs = [Job(ansible, tmp_path, name, extravars=dict(extra, **UNKNOWN[name]), envvars=secret_env(stack))
             for name, (extra, _said) in sorted(BAD.items())]
     for job in jobs:
         job.wait()
@@ -302,6 +313,9 @@ def test_bad_extra_vars_stop_each_job_at_once_with_one_sentence(ansible, stack, 
         assert job.rc != 0 and job.status == "failed", job
         assert "Bad extra vars for callcenter.ops.%s: " % job.playbook in job.stdout, job.stdout[-2000:]
         assert said in job.stdout and "docs/playbooks.md" in job.stdout, job.stdout[-2000:]
+        unknown = next(iter(UNKNOWN[job.playbook]))
+        assert "unknown %s (misspelt, or a name from before the rename" % unknown in job.stdout, job.stdout[-2000:]
+        assert "Old-Token-Name-1" not in job.stdout
         # nothing ran after the check
         assert "ok=1 " in job.stdout and "changed=0" in job.stdout, job.stdout[-1500:]
         assert_no_secret_in_artifacts(job, stack["secrets"], env_secrets=stack["secrets"])
