@@ -81,6 +81,16 @@ def test_purge_playbook_unattended_without_confirmation_purges_nothing(ansible, 
     assert backlog.password not in r.output
 
 
+def test_purge_playbook_refuses_a_confirmation_that_is_not_true_or_false(ansible, backlog):
+    """Coerced by `bool`, "yes-please" was read as false and the job said "celery_purge_confirm=false
+    was given"; it is a typo to name, before anything is read."""
+    extra = dict(celery_broker_url=backlog.url, celery_purge_queues=["stats"], celery_purge_confirm="yes-please")
+    r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra, env={"TERM": ""})
+    assert r.rc != 0
+    assert "celery_purge_confirm must be true or false (got yes-please)" in r.output, r
+    assert depth(backlog, "stats") == 6
+
+
 def test_purge_playbook_with_celery_purge_confirm(ansible, backlog):
     extra = dict(celery_broker_url=backlog.url, celery_purge_queues="stats", celery_purge_confirm=True)
     r = ansible.playbook("callcenter.ops.celery_purge", extra_vars=extra)
