@@ -92,7 +92,7 @@ def test_readme_examples_run_verbatim_in_the_demo_shell(demo, tmp_path):
     examples = readme_examples()
     assert any("system_status_pg_port" in e for e in examples) and len(examples) >= 10, examples
     envfile = demo("env").stdout.strip()
-    # cron-like (no terminal type), HOME a temp dir: the examples write their pages there
+    # cron-like (no terminal type), HOME a temp dir: nothing may land there
     env = dict(demo.env, HOME=str(tmp_path))
     env.pop("TERM", None)
     failed = []
@@ -108,7 +108,9 @@ def test_readme_examples_run_verbatim_in_the_demo_shell(demo, tmp_path):
         if bad or (r.returncode != 0 and not refused):
             failed.append((line, r.returncode, bad, out[-1500:]))
     assert not failed, "\n\n".join("%s\n rc=%s %s\n%s" % f for f in failed)
-    assert (tmp_path / "status.html").exists() and (tmp_path / "fleet.html").exists()
+    # the pages go into the demo's own directory ($CALLCENTER_STACK), nothing outside the checkout
+    assert (demo.stack / "my-status.html").exists() and (demo.stack / "fleet.html").exists()
+    assert not list(tmp_path.glob("*.html")), list(tmp_path.iterdir())
 
 
 def test_demo_status_during_an_incident_runs_every_check_and_rewrites_the_page(demo):
