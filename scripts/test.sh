@@ -36,7 +36,7 @@ PYTEST_WORKERS="${CCOPS_PYTEST_WORKERS:-$(( $(nproc) < 4 ? ($(nproc) < 2 ? 2 : $
 
 stage_pytest() {
     CALLCENTER_OPS_COLLECTIONS="$COLLECTIONS" "$VENV/bin/python" -m pytest -p no:cacheprovider \
-        -n "$PYTEST_WORKERS" --dist loadfile --durations=15 "$REPO/tests/unit" "$REPO/tests/integration" -q -rfE
+        -n "$PYTEST_WORKERS" --dist loadfile --no-loadscope-reorder --durations=15 "$REPO/tests/unit" "$REPO/tests/integration" -q -rfE
 }
 
 stage_sanity() {
@@ -97,7 +97,7 @@ stage_latest() {
     done < "$REPO/tests/latest-selection.txt"
     ( ansible_env "$venv" "$dest"
       CALLCENTER_OPS_COLLECTIONS="$dest" "$venv/bin/python" -m pytest -p no:cacheprovider \
-        -n "$PYTEST_WORKERS" --dist loadfile "$REPO/tests/unit" "${ids[@]}" -q -rfE )
+        -n "$PYTEST_WORKERS" --dist loadfile --no-loadscope-reorder "$REPO/tests/unit" "${ids[@]}" -q -rfE )
 }
 
 ensure_apt

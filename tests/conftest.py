@@ -113,6 +113,26 @@ def dumps(postgres, tmp_path_factory):
     return d
 
 
+# --------------------------------------------------------------------------- longest files first
+# pytest-xdist (--dist loadfile) hands files out in collection order; its default order (most
+# tests first) put the few-test, minute-long files last, where one of them alone kept the run
+# going for minutes after the other processes had finished. scripts/test.sh passes
+# --no-loadscope-reorder and this order applies: the longest files (wall time of one run on
+# 2 cores, longest first) start first, every other file after them in its usual order.
+LONGEST_FIRST = (
+    "test_eda.py", "test_sentinel.py", "test_celery_metrics_role.py", "test_alert_loop.py",
+    "test_demo.py", "test_system_status.py", "test_celery_health.py", "test_flower_role.py",
+    "test_backup_verify.py", "test_alertmanager_role.py", "test_awx_runner.py",
+    "test_runbook_commands.py", "test_prometheus_alerts_role.py", "test_deploy_playbook.py",
+    "test_config_reload.py", "test_backup_verify_role.py", "test_celery_purge.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 # --------------------------------------------------------------------------- no silent skips in CI
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
