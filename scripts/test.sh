@@ -7,7 +7,8 @@
 #                                                     `molecule`; scripts/molecule.sh runs them)
 # Stages: pytest (unit + integration against real servers), ansible-test sanity, ansible-lint
 # (production profile), molecule scenarios, and pytest again on the newest ansible-core when a
-# Python >= 3.12 is present. Exit status is non-zero if any stage failed.
+# Python >= 3.12 is present. With pytest and other stages, the others run beside pytest, in turn
+# (output printed after pytest's; CCOPS_SERIAL_STAGES=1: all in turn). Non-zero exit if a stage failed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/molecule.sh"
 : "${VENV:?}" "${REPO:?}"  # set by lib.sh
@@ -105,11 +106,60 @@ ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
 build_collection "$VENV" "$COLLECTIONS"
 ansible_env "$VENV" "$COLLECTIONS"
 
-for s in "${STAGES[@]}"; do
-    log "stage: $s"
+# The stages after pytest run beside it, one after another, when pytest is one of several
+# stages: pytest waits on its servers for part of its time (~180 % of 2 cores busy), and
+# sanity, lint, molecule and the newest ansible-core fill that. Their output is kept and printed
+# after pytest's, stage by stage. CCOPS_SERIAL_STAGES=1 runs every stage in turn instead.
+LANE_DIR="$(mktemp -d /tmp/ccops-stages.XXXXXX)"
+LANE_PID=""
+stop_lane() {
+    [ -n "$LANE_PID" ] && kill -TERM -- "-$LANE_PID" 2>/dev/null
+    rm -rf "$LANE_DIR"
+}
+trap stop_lane EXIT
+trap 'exit 130' INT TERM
+
+# run_stages_to_files STAGE...: each stage in turn, its output, status and seconds in LANE_DIR.
+run_stages_to_files() {
+    local s start
+    for s in "$@"; do
+        start=$SECONDS
+        if "stage_$s" > "$LANE_DIR/$s.log" 2>&1; then echo 0 > "$LANE_DIR/$s.rc"; else echo 1 > "$LANE_DIR/$s.rc"; fi
+        echo $((SECONDS - start)) > "$LANE_DIR/$s.secs"
+    done
+}
+
+record() {  # record STAGE RC SECONDS
+    if [ "$2" = 0 ]; then PASSED+=("$1 ($3s)"); else FAILED+=("$1 ($3s)"); fi
+}
+
+BESIDE=()
+if [ "${CCOPS_SERIAL_STAGES:-}" != 1 ] && [ ${#STAGES[@]} -gt 1 ] && [[ " ${STAGES[*]} " == *" pytest "* ]]; then
+    for s in "${STAGES[@]}"; do [ "$s" = pytest ] || BESIDE+=("$s"); done
+fi
+
+if [ ${#BESIDE[@]} -gt 0 ]; then
+    log "stage: pytest; beside it: ${BESIDE[*]} (their output follows pytest's)"
+    set -m  # the stages beside pytest in a process group of their own, stopped with this script
+    run_stages_to_files "${BESIDE[@]}" &
+    LANE_PID=$!
+    set +m
     start=$SECONDS
-    if "stage_$s"; then PASSED+=("$s ($((SECONDS - start))s)"); else FAILED+=("$s ($((SECONDS - start))s)"); fi
-done
+    if stage_pytest; then record pytest 0 $((SECONDS - start)); else record pytest 1 $((SECONDS - start)); fi
+    wait "$LANE_PID" || true
+    LANE_PID=""
+    for s in "${BESIDE[@]}"; do
+        log "stage: $s (ran beside pytest)"
+        cat "$LANE_DIR/$s.log" 2>/dev/null
+        record "$s" "$(cat "$LANE_DIR/$s.rc" 2>/dev/null || echo 1)" "$(cat "$LANE_DIR/$s.secs" 2>/dev/null || echo 0)"
+    done
+else
+    for s in "${STAGES[@]}"; do
+        log "stage: $s"
+        start=$SECONDS
+        if "stage_$s"; then record "$s" 0 $((SECONDS - start)); else record "$s" 1 $((SECONDS - start)); fi
+    done
+fi
 
 log "passed: ${PASSED[*]:-none}"
 if [ ${#FAILED[@]} -gt 0 ]; then
