@@ -135,3 +135,14 @@ def test_unknown_runbook_variables_are_refused(ansible, tmp_path, site):
     assert r.rc != 0
     assert "unknown runbook variable(s) in runbooks_site" in r.output
     assert not (tmp_path / "rb").exists()
+
+
+def test_file_set_through_ansible_writes_once_and_nothing_in_check_mode(ansible, tmp_path):
+    """The module the role writes its pages with, as `ansible -m` runs it (the other cases run
+    in-process: tests/unit/plugins/modules/test_file_set.py)."""
+    pages = {"a.md": "# A\n", "a.html": "<h1>A</h1>\n"}
+    r = ansible.module("file_set", {"path": str(tmp_path / "rb"), "files": pages})
+    assert r.rc == 0 and r["changed"] and r["written"] == ["a.html", "a.md"], r
+    r = ansible.module("file_set", {"path": str(tmp_path / "rb"), "files": dict(pages, **{"a.md": "# B\n"})}, check=True)
+    assert r.rc == 0 and r["changed"] and r["written"] == ["a.md"] and r["unchanged"] == 1, r
+    assert (tmp_path / "rb" / "a.md").read_text() == "# A\n"

@@ -1,0 +1,194 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, callcenter.ops maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+---
+module: file_set
+short_description: Write a set of files into one directory in one step
+version_added: "0.1.0"
+description:
+  - Writes every file of O(files) (file name to content) into the directory O(path), with one
+    module run for the whole set, where M(ansible.builtin.template) in a loop runs one or two
+    per file. The runbooks role writes its pages with it (28 files).
+  - A file is replaced (atomically, through a temporary file in the same directory) only when
+    its content differs; its mode, owner and group are set when they differ. C(changed) is true
+    only when something was written or an attribute was set.
+  - Files in O(path) that are not in O(files) are left alone.
+  - The directory is created (with O(directory_mode)) when it does not exist.
+  - In check mode nothing is written; the result names the files that would be.
+author:
+  - callcenter.ops maintainers (@callcenter-ops)
+extends_documentation_fragment:
+  - ansible.builtin.files
+  - callcenter.ops.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Writes nothing; names the files that would be written.
+  diff_mode:
+    support: full
+    details: A before/after diff of each file whose content changes.
+options:
+  path:
+    description:
+      - The directory the files are written into.
+    type: path
+    required: true
+  files:
+    description:
+      - File name (no directory part, not C(.) or C(..)) to the file's full content (text,
+        written as UTF-8).
+    type: dict
+    required: true
+  mode:
+    description:
+      - Mode of every file, as for M(ansible.builtin.file).
+    type: raw
+    default: "0644"
+  directory_mode:
+    description:
+      - Mode of O(path) when this module creates it. An existing directory keeps its mode.
+    type: raw
+    default: "0755"
+notes:
+  - O(owner), O(group) and the SELinux options apply to every file, and to O(path) when this
+    module creates it.
+'''
+
+EXAMPLES = r'''
+- name: Write the rendered pages in one step
+  callcenter.ops.file_set:
+    path: /srv/www/runbooks
+    files:
+      index.md: "{{ lookup('ansible.builtin.template', 'index.md.j2') }}"
+      index.html: "{{ lookup('ansible.builtin.template', 'index.html.j2') }}"
+    mode: "0644"
+'''
+
+RETURN = r'''
+written:
+  description: Names of the files whose content was written (or would be, in check mode), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [celery-worker-down.html, celery-worker-down.md]
+attributes_set:
+  description: Names of the files whose content was already right but whose mode, owner or group was set, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: []
+unchanged:
+  description: How many files were left as they were.
+  returned: always
+  type: int
+  sample: 26
+'''
+
+import os
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.converters import to_bytes, to_native
+
+
+def bad_names(names):
+    """The file names that are not a plain name inside the directory."""
+    return sorted(n for n in names if not n or n in (".", "..") or "/" in n or "\x00" in n)
+
+
+def current_bytes(dest):
+    """The file's content, or None when there is no regular file there."""
+    if not os.path.isfile(dest) or os.path.islink(dest):
+        return None
+    with open(dest, "rb") as f:
+        return f.read()
+
+
+def write_atomically(module, directory, dest, data):
+    fd, tmp = tempfile.mkstemp(prefix=".file_set.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        module.atomic_move(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            files=dict(type="dict", required=True),
+            mode=dict(type="raw", default="0644"),
+            directory_mode=dict(type="raw", default="0755"),
+        ),
+        add_file_common_args=True,
+        supports_check_mode=True,
+    )
+    p = module.params
+    directory = p["path"]
+    wrong = bad_names(p["files"])
+    if wrong:
+        module.fail_json(msg="file names in files must be plain names inside path, without '/' (got: %s)"
+                             % ", ".join(repr(n) for n in wrong))
+    not_text = sorted(n for n, c in p["files"].items() if not isinstance(c, str))
+    if not_text:
+        module.fail_json(msg="every file's content must be text (not for: %s)" % ", ".join(not_text))
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        module.fail_json(msg="path %s exists and is not a directory" % directory)
+
+    changed = False
+    if not os.path.isdir(directory):
+        changed = True
+        if not module.check_mode:
+            try:
+                os.makedirs(directory)
+            except OSError as e:
+                module.fail_json(msg="could not create the directory %s: %s" % (directory, to_native(e.strerror or e)))
+            dir_args = module.load_file_common_arguments(p, path=directory)
+            dir_args["mode"] = p["directory_mode"]
+            module.set_fs_attributes_if_different(dir_args, False)
+
+    written, attributes_set, diffs = [], [], []
+    for name in sorted(p["files"]):
+        dest = os.path.join(directory, name)
+        data = to_bytes(p["files"][name], errors="surrogate_or_strict")
+        try:
+            before = current_bytes(dest)
+        except (IOError, OSError) as e:
+            module.fail_json(msg="could not read %s: %s" % (dest, to_native(e.strerror or e)))
+        if before != data:
+            written.append(name)
+            if module._diff:
+                diffs.append(dict(before_header=dest, after_header=dest,
+                                  before="" if before is None else to_native(before, errors="surrogate_then_replace"),
+                                  after=p["files"][name]))
+            if not module.check_mode:
+                try:
+                    write_atomically(module, directory, dest, data)
+                except (IOError, OSError) as e:
+                    module.fail_json(msg="could not write %s: %s" % (dest, to_native(e.strerror or e)), written=written[:-1])
+        if module.check_mode and not os.path.exists(dest):
+            continue
+        file_args = module.load_file_common_arguments(p, path=dest)
+        if module.set_fs_attributes_if_different(file_args, False) and name not in written:
+            attributes_set.append(name)
+
+    changed = changed or bool(written) or bool(attributes_set)
+    result = dict(changed=changed, written=written, attributes_set=attributes_set,
+                  unchanged=len(p["files"]) - len(written) - len(attributes_set))
+    if diffs:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
