@@ -77,6 +77,7 @@ def role_vars(tmp_path, **variables):
 
 
 def apply(ansible, tmp_path, verbosity=0, **variables):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     pb = tmp_path / "site.yml"
     pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
                                    "roles": [{"role": "callcenter.ops.alertmanager",
@@ -137,121 +138,213 @@ def test_a_firing_alert_reaches_telegram_with_its_runbook_then_its_resolved_mess
         am.stop()
 
 
-def test_second_run_changes_nothing_and_does_not_reload(ansible, tmp_path):
-    assert apply(ansible, tmp_path).rc == 0
-    again = apply(ansible, tmp_path, alertmanager_reload_method="http", alertmanager_url="http://127.0.0.1:9")
+# The role taken through these runs in one directory (module-scoped fixture ``configured``; the
+# tests only read what a run left, recorded when it ended):
+#   first (-vvv): the defaults;  again: the same, reload over HTTP configured (nothing to reload);
+#   refused (-v, ansible.refusals): what amtool rejects in that directory (the live file stays),
+#     and bad input refused before any change in fresh directories;
+#   refused_vvv (-vvv): one more amtool rejection there.
+AMTOOL_REJECTS = {
+    "group_wait": dict(alertmanager_group_wait="soon"),
+    "extra_receiver": dict(alertmanager_extra_receivers=[{"name": "pager", "webhook_configs": [{"url": "not a url"}]}]),
+    "config_mode": dict(alertmanager_config_mode="0644"),
+}
+BEFORE_ANY_CHANGE = {
+    "chat_id": dict(alertmanager_telegram_chat_id="@callcenter_ops"),
+    "token_and_file": dict(alertmanager_telegram_bot_token_file="{dir}/t"),
+    "eda_url": dict(alertmanager_eda_webhook_url="ftp://x"),
+    "token_file_content": dict(alertmanager_telegram_bot_token="", alertmanager_telegram_bot_token_file="{dir}/telegram.token"),
+}
+
+
+@pytest.fixture(scope="module")
+def configured(ansible, tmp_path_factory):
+    root = tmp_path_factory.mktemp("alertmanager")
+    config = root / "etc" / "alertmanager.yml"
+    c = {"root": root, "config": config}
+    c["first"] = apply(ansible, root, verbosity=3)
+    if c["first"].rc == 0:
+        c["live"] = config.read_text()
+        c["config_mode"] = stat.S_IMODE(config.stat().st_mode)
+        c["template_mode"] = stat.S_IMODE((root / "etc" / "templates" / "callcenter-telegram.tmpl").stat().st_mode)
+        c["amtool"] = subprocess.run([AMTOOL, "check-config", str(config)], capture_output=True, text=True, check=False)
+    c["again"] = apply(ansible, root, alertmanager_reload_method="http", alertmanager_url="http://127.0.0.1:9")
+
+    names, cases = [], []
+    for name, variables in AMTOOL_REJECTS.items():
+        names.append(name)
+        cases.append(role_vars(root, **variables))
+    for name, variables in BEFORE_ANY_CHANGE.items():
+        d = root / name
+        d.mkdir()
+        names.append(name)
+        cases.append(role_vars(d, **{k: v.format(dir=d) if isinstance(v, str) else v for k, v in variables.items()}))
+    (root / "token_file_content" / "telegram.token").write_text("this is not a token\n")
+    (root / "token_file_content" / "telegram.token").chmod(0o600)
+    (root / "refusals-v1").mkdir()
+    r, messages = ansible.refusals("callcenter.ops.alertmanager", cases, root / "refusals-v1", verbosity=1)
+    c["refused"], c["messages"] = r, dict(zip(names, messages))
+    c["after_refused"] = config.read_text() if config.exists() else None
+    c["mode_after_refused"] = stat.S_IMODE(config.stat().st_mode) if config.exists() else None
+    (root / "refusals-v3").mkdir()
+    r, messages = ansible.refusals("callcenter.ops.alertmanager", [role_vars(root, alertmanager_group_interval="never")],
+                                   root / "refusals-v3", verbosity=3)
+    c["refused_vvv"], c["message_vvv"] = r, messages[0]
+    c["after_refused_vvv"] = config.read_text() if config.exists() else None
+    return c
+
+
+def refused(configured, name):
+    """The refusal run and the message the case ``name`` stopped with (None: it did not stop)."""
+    r = configured["refused"]
+    assert r.rc == 0, r   # every case ran in its block; the message says why the role stopped
+    return r, configured["messages"][name]
+
+
+def test_second_run_changes_nothing_and_does_not_reload(configured):
+    assert configured["first"].rc == 0
+    again = configured["again"]
     assert again.rc == 0 and "changed=0" in again.output, again
     assert "RUNNING HANDLER" not in again.output
 
 
-def test_the_config_holding_the_token_is_not_readable_by_others(ansible, tmp_path):
-    r = apply(ansible, tmp_path)
+def test_the_config_holding_the_token_is_not_readable_by_others(configured):
+    r = configured["first"]
     assert r.rc == 0, r
-    config = tmp_path / "etc" / "alertmanager.yml"
-    assert stat.S_IMODE(config.stat().st_mode) == 0o640
-    assert TOKEN in config.read_text()   # Alertmanager 0.25 has no bot_token_file
-    assert stat.S_IMODE((tmp_path / "etc" / "templates" / "callcenter-telegram.tmpl").stat().st_mode) == 0o644
-    p = subprocess.run([AMTOOL, "check-config", str(config)], capture_output=True, text=True, check=False)
+    assert configured["config_mode"] == 0o640
+    assert TOKEN in configured["live"]   # Alertmanager 0.25 has no bot_token_file
+    assert configured["template_mode"] == 0o644
+    p = configured["amtool"]
     assert p.returncode == 0, p.stdout + p.stderr
 
-    r = apply(ansible, tmp_path, alertmanager_config_mode="0644")
-    assert r.rc != 0 and "without permissions for others" in r.output
-    assert stat.S_IMODE(config.stat().st_mode) == 0o640
+    r, msg = refused(configured, "config_mode")
+    assert msg and "without permissions for others" in msg and "without permissions for others" in r.output, msg
+    assert configured["mode_after_refused"] == 0o640
 
 
-def test_a_route_amtool_rejects_never_replaces_the_live_file_and_says_why(ansible, tmp_path):
-    assert apply(ansible, tmp_path).rc == 0
-    live = (tmp_path / "etc" / "alertmanager.yml").read_text()
-    r = apply(ansible, tmp_path, verbosity=1, alertmanager_group_wait="soon")
-    assert r.rc != 0
-    assert "was left as it was: amtool check-config rejected the new configuration" in r.output
-    assert 'not a valid duration string: \\"soon\\"' in r.output or 'not a valid duration string: "soon"' in r.output
-    assert (tmp_path / "etc" / "alertmanager.yml").read_text() == live
+def test_a_route_amtool_rejects_never_replaces_the_live_file_and_says_why(configured):
+    assert configured["first"].rc == 0
+    r, msg = refused(configured, "group_wait")   # at -v
+    assert msg, r
+    for out in (msg, r.output):
+        assert "was left as it was: amtool check-config rejected the new configuration" in out
+        assert 'not a valid duration string: \\"soon\\"' in out or 'not a valid duration string: "soon"' in out
+    assert configured["after_refused"] == configured["live"]
     assert TOKEN not in r.output
 
 
-def test_a_bad_extra_receiver_is_refused_by_amtool(ansible, tmp_path):
-    assert apply(ansible, tmp_path).rc == 0
-    live = (tmp_path / "etc" / "alertmanager.yml").read_text()
-    r = apply(ansible, tmp_path, alertmanager_extra_receivers=[{"name": "pager", "webhook_configs": [{"url": "not a url"}]}])
-    assert r.rc != 0 and "amtool check-config rejected" in r.output, r
-    assert (tmp_path / "etc" / "alertmanager.yml").read_text() == live
+def test_a_bad_extra_receiver_is_refused_by_amtool(configured):
+    assert configured["first"].rc == 0
+    r, msg = refused(configured, "extra_receiver")
+    assert msg and "amtool check-config rejected" in msg, (msg, r)
+    assert configured["after_refused"] == configured["live"]
 
 
-def test_a_chat_id_that_is_not_a_number_is_refused_before_any_change(ansible, tmp_path):
-    r = apply(ansible, tmp_path, alertmanager_telegram_chat_id="@callcenter_ops")
-    assert r.rc != 0
-    assert "alertmanager_telegram_chat_id" in r.output and "int" in r.output
-    assert not (tmp_path / "etc").exists()
+def test_a_chat_id_that_is_not_a_number_is_refused_before_any_change(configured):
+    r, msg = refused(configured, "chat_id")
+    assert msg, r
+    assert "alertmanager_telegram_chat_id" in msg and "int" in msg
+    assert "alertmanager_telegram_chat_id" in r.output
+    assert not (configured["root"] / "chat_id" / "etc").exists()
 
 
-def test_the_token_never_appears_in_ansible_output_even_at_vvv(ansible, tmp_path):
+def test_the_token_never_appears_in_ansible_output_even_at_vvv(configured):
     # -v is asserted by the refusal and token-file tests; -vvv prints module arguments too.
-    first = apply(ansible, tmp_path, verbosity=3)
-    bad = apply(ansible, tmp_path, verbosity=3, alertmanager_group_interval="never")
-    assert first.rc == 0 and bad.rc != 0
-    for r in (first, bad):
+    first, bad = configured["first"], configured["refused_vvv"]
+    assert first.rc == 0 and bad.rc == 0 and configured["message_vvv"], (first, bad)   # bad: the role stopped
+    assert "amtool check-config rejected" in configured["message_vvv"]
+    assert configured["after_refused_vvv"] == configured["live"]
+    for r in (first, bad, configured["refused"]):
         assert TOKEN not in r.output
         assert TOKEN.split(":")[1] not in r.output
 
 
-def test_token_read_from_a_file_on_the_host(ansible, tmp_path):
-    token_file = tmp_path / "telegram.token"
-    token_file.write_text(TOKEN + "\n")
-    token_file.chmod(0o600)
-    r = apply(ansible, tmp_path, verbosity=1, alertmanager_telegram_bot_token="",
-              alertmanager_telegram_bot_token_file=str(token_file))
+def test_token_and_token_file_together_are_refused(configured):
+    r, msg = refused(configured, "token_and_file")
+    assert msg and "exactly one of alertmanager_telegram_bot_token" in msg, r
+    assert not (configured["root"] / "token_and_file" / "etc").exists()
+
+
+def test_eda_receiver_is_off_by_default_and_a_bad_url_is_refused(configured):
+    r = configured["first"]
     assert r.rc == 0, r
-    assert TOKEN not in r.output
-    assert 'bot_token: "%s"' % TOKEN in (tmp_path / "etc" / "alertmanager.yml").read_text()
-
-    token_file.write_text("this is not a token\n")
-    r = apply(ansible, tmp_path, alertmanager_telegram_bot_token="", alertmanager_telegram_bot_token_file=str(token_file))
-    assert r.rc != 0
-    assert "The Telegram bot token in %s does not look like one" % token_file in r.output
-    assert "this is not a token" not in r.output
+    assert "callcenter-eda" not in configured["live"]
+    r, msg = refused(configured, "eda_url")
+    assert msg and "alertmanager_eda_webhook_url" in msg, r
+    assert not (configured["root"] / "eda_url" / "etc").exists()
 
 
-def test_token_and_token_file_together_are_refused(ansible, tmp_path):
-    r = apply(ansible, tmp_path, alertmanager_telegram_bot_token_file=str(tmp_path / "t"))
-    assert r.rc != 0 and "exactly one of alertmanager_telegram_bot_token" in r.output
-    assert not (tmp_path / "etc").exists()
-
-
-def test_alertmanager_not_running_is_reported_not_failed(ansible, tmp_path):
-    r = apply(ansible, tmp_path, alertmanager_reload_method="http", alertmanager_url="http://127.0.0.1:%d" % free_port())
-    assert r.rc == 0, r
-    assert "is not running (connection refused): the new configuration is in place" in r.output
-
-
-def test_plain_text_mode_sends_values_unescaped(ansible, tmp_path, telegram):
-    r = apply(ansible, tmp_path, alertmanager_telegram_parse_mode="none", alertmanager_telegram_api_url=telegram.url)
-    assert r.rc == 0, r
-    am = AlertmanagerServer(tmp_path / "am", tmp_path / "etc" / "alertmanager.yml")
-    try:
-        am.post_alert(*worker_down())
-        m = telegram.wait_for(lambda m: "CeleryWorkerDown" in m["text"], timeout=15)
-    finally:
-        am.stop()
-    assert m["parse_mode"] == ""
-    assert "pool <prefork> & co" in m["text"] and "Runbook: %s" % RUNBOOK in m["text"] and "<b>" not in m["text"]
-
-
-def test_watchdog_never_reaches_telegram_and_goes_to_the_heartbeat(ansible, tmp_path):
-    """The always-firing Watchdog is the pipeline's heartbeat: null receiver, or the dead man's switch."""
-    for heartbeat in ("", "http://127.0.0.1:9/heartbeat"):
-        d = tmp_path / ("hb%d" % len(heartbeat))
-        d.mkdir()
-        r = apply(ansible, d, alertmanager_heartbeat_url=heartbeat, alertmanager_reload_method="none")
-        assert r.rc == 0, r
-        cfg = yaml.safe_load(open(role_vars(d)["alertmanager_config_file"]).read())
+def test_watchdog_never_reaches_telegram_and_goes_to_the_heartbeat(configured, elsewhere):
+    """The always-firing Watchdog is the pipeline's heartbeat: null receiver (the defaults), or
+    the dead man's switch (alertmanager_heartbeat_url, in the run ``elsewhere``)."""
+    assert configured["first"].rc == 0 and elsewhere["run"].rc == 0, elsewhere["run"]
+    for heartbeat, text in (("", configured["live"]), (HEARTBEAT, elsewhere["config"])):
+        cfg = yaml.safe_load(text)
         first = cfg["route"]["routes"][0]
         assert first["matchers"] == ['alertname="Watchdog"'] and "continue" not in first, first
         names = [rc["name"] for rc in cfg["receivers"]]
         if heartbeat:
             assert first["receiver"] == "callcenter-heartbeat" and "callcenter-heartbeat" in names
+            assert cfg["receivers"][names.index("callcenter-heartbeat")]["webhook_configs"][0]["url"] == heartbeat
         else:
             assert first["receiver"] == "callcenter-null" and "callcenter-null" in names
+
+
+# One more configuration, somewhere else (module-scoped fixture ``elsewhere``): the bot token read
+# from a file on the host, the heartbeat URL set, plain-text messages to the module's Telegram
+# stand-in, and reload over HTTP at a port where no Alertmanager runs; at -v.
+HEARTBEAT = "http://127.0.0.1:9/heartbeat"
+
+
+@pytest.fixture(scope="module")
+def telegram_module():
+    with TelegramStub() as stub:
+        yield stub
+
+
+@pytest.fixture(scope="module")
+def elsewhere(ansible, tmp_path_factory, telegram_module):
+    root = tmp_path_factory.mktemp("alertmanager-elsewhere")
+    token_file = root / "telegram.token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o600)
+    r = apply(ansible, root, verbosity=1, alertmanager_telegram_bot_token="",
+              alertmanager_telegram_bot_token_file=str(token_file), alertmanager_heartbeat_url=HEARTBEAT,
+              alertmanager_telegram_parse_mode="none", alertmanager_telegram_api_url=telegram_module.url,
+              alertmanager_reload_method="http", alertmanager_url="http://127.0.0.1:%d" % free_port())
+    config = root / "etc" / "alertmanager.yml"
+    return {"root": root, "run": r, "config_file": config, "config": config.read_text() if config.exists() else ""}
+
+
+def test_token_read_from_a_file_on_the_host(elsewhere, configured):
+    r = elsewhere["run"]
+    assert r.rc == 0, r
+    assert TOKEN not in r.output
+    assert 'bot_token: "%s"' % TOKEN in elsewhere["config"]
+
+    token_file = configured["root"] / "token_file_content" / "telegram.token"   # "this is not a token"
+    r, msg = refused(configured, "token_file_content")
+    assert msg and "The Telegram bot token in %s does not look like one" % token_file in msg, msg
+    assert "The Telegram bot token in %s does not look like one" % token_file in r.output
+    assert "this is not a token" not in r.output
+
+
+def test_alertmanager_not_running_is_reported_not_failed(elsewhere):
+    r = elsewhere["run"]
+    assert r.rc == 0, r
+    assert "is not running (connection refused): the new configuration is in place" in r.output
+
+
+def test_plain_text_mode_sends_values_unescaped(elsewhere, telegram_module):
+    assert elsewhere["run"].rc == 0, elsewhere["run"]
+    am = AlertmanagerServer(elsewhere["root"] / "am", elsewhere["config_file"])
+    try:
+        am.post_alert(*worker_down())
+        m = telegram_module.wait_for(lambda m: "CeleryWorkerDown" in m["text"], timeout=15)
+    finally:
+        am.stop()
+    assert m["parse_mode"] == ""
+    assert "pool <prefork> & co" in m["text"] and "Runbook: %s" % RUNBOOK in m["text"] and "<b>" not in m["text"]
 
 
 def test_eda_receiver_gets_every_page_telegram_gets_with_its_bearer_token(ansible, tmp_path, telegram):
@@ -294,13 +387,3 @@ def test_eda_receiver_gets_every_page_telegram_gets_with_its_bearer_token(ansibl
     finally:
         rec.stop()
         am.stop()
-
-
-def test_eda_receiver_is_off_by_default_and_a_bad_url_is_refused(ansible, tmp_path):
-    r = apply(ansible, tmp_path)
-    assert r.rc == 0, r
-    assert "callcenter-eda" not in open(role_vars(tmp_path)["alertmanager_config_file"]).read()
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    r = apply(ansible, bad, alertmanager_eda_webhook_url="ftp://x")
-    assert r.rc != 0 and "alertmanager_eda_webhook_url" in r.output, r
