@@ -69,6 +69,11 @@ class Run:
         if outcome == "failed":
             self.result = dict(result, failed=True)
 
+    @property
+    def own_output(self):
+        """What this run alone put on the screen: its result and its warnings as Ansible shows them."""
+        return json.dumps(self.result) + "".join("\n[WARNING]: %s" % w for w in self.result.get("warnings") or [])
+
     def __getitem__(self, key):
         return self.result[key]
 
