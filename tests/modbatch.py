@@ -86,7 +86,9 @@ class Run:
 
 
 def case(module, args, check=False, env=None):
-    """One run of ``callcenter.ops.<module>`` with ``args`` (as ``ansible -m ... -a``)."""
+    """One run of ``callcenter.ops.<module>`` with ``args`` (as ``ansible -m ... -a``). ``env``
+    becomes the task's ``environment``, which Ansible prints at -vvv: a secret that a -vvv run
+    must not show goes to the process's environment (run_batch(env=...)) or ``ansible -m``."""
     return dict(module=module, args=args, check=check, env=env or {})
 
 
