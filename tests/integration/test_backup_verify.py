@@ -1,4 +1,9 @@
-"""backup_verify on real dumps made by pg_dump from a real PostgreSQL 15 cluster."""
+"""backup_verify on real dumps made by pg_dump from a real PostgreSQL 15 cluster.
+
+Every run goes through the installed collection on the command line: the valid nightly dump
+through ``ansible -m``, every other case as a task of ONE ansible-playbook run (tests/modbatch.py:
+one Ansible start, a module execution per case), each on files of its own, built by the
+``batch`` fixture; the tests below read what each run returned."""
 
 import gzip
 import hashlib
@@ -9,6 +14,8 @@ import subprocess
 import zlib
 
 import pytest
+
+from modbatch import case, run_batch
 
 PG_BIN = "/usr/lib/postgresql/15/bin"  # pg_restore used directly by the property test
 
@@ -21,6 +28,155 @@ def copy(dumps, tmp_path, name, new=None):
 
 def verify(ansible, path, **args):
     return ansible.module("backup_verify", dict(path=str(path), **args))
+
+
+def verify_case(path, check=False, **args):
+    return case("backup_verify", dict(path=str(path), **args), check=check)
+
+
+@pytest.fixture(scope="module")
+def batch(ansible, dumps, tmp_path_factory):
+    """Every backup_verify case but the first, in one ansible-playbook run. ``dirs[label]`` is
+    the folder of the case's own files."""
+    root = tmp_path_factory.mktemp("backup-verify")
+    dirs, cases = {}, {}
+    good_src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
+
+    def folder(label):
+        dirs[label] = root / ("case%d" % len(dirs))
+        dirs[label].mkdir()
+        return dirs[label]
+
+    def add(label, path, check=False, **args):
+        cases[label] = verify_case(path, check=check, **args)
+
+    for name in ("raw.dump", "pgz.dump"):
+        add("misleading extension " + name, copy(dumps, folder("misleading extension " + name), name, new=name + ".gz"))
+
+    d = folder("newest")
+    old = copy(dumps, d, "callcenter-2026-11-25.dump.gz", "callcenter-2026-11-24.dump.gz")
+    os.utime(old, (1_700_000_000, 1_700_000_000))
+    copy(dumps, d, "callcenter-2026-11-25.dump.gz")
+    (d / "notes.txt").write_text("not a backup")
+    add("newest", d)
+
+    for fraction in (0.1, 0.5, 0.9, 0.999):
+        f = folder("truncated %s" % fraction) / "cut.dump.gz"
+        f.write_bytes(good_src[:int(len(good_src) * fraction)])
+        add("truncated %s" % fraction, f)
+
+    f = folder("truncated raw") / "cut.dump"
+    raw_src = (dumps / "raw.dump").read_bytes()
+    f.write_bytes(raw_src[:len(raw_src) // 2])
+    add("truncated raw", f)
+
+    for where, offset in (("toc", 40), ("middle", len(good_src) // 2), ("trailer", len(good_src) - 3)):
+        f = folder("flipped " + where) / "flipped.dump.gz"
+        f.write_bytes(flip(good_src, offset))
+        add("flipped " + where, f)
+
+    raw = bytearray(raw_src)
+    pos = raw.find(b"hello operator", len(raw) // 2)
+    raw[pos] ^= 0x01
+    f = folder("bitrot") / "bitrot.dump.gz"
+    good = gzip.compress(raw_src, mtime=0)
+    bad = gzip.compress(bytes(raw), mtime=0)
+    f.write_bytes(bad[:-8] + good[-8:])  # body of the damaged data, trailer of the original
+    add("bitrot", f)
+
+    add("gzip of plain SQL", dumps / "plain.sql.gz")
+    add("plain SQL", dumps / "plain.sql")
+    add("pg_restore missing", dumps / "callcenter-2026-11-25.dump.gz",
+        pg_restore_path=str(folder("pg_restore missing") / "pg_restore"))
+
+    f = copy(dumps, folder("old and small"), "callcenter-2026-11-25.dump.gz")
+    os.utime(f, (1_700_000_000, 1_700_000_000))
+    add("old and small", f, max_age="26h", min_size="1G")
+
+    for label, right in (("checksum right", True), ("checksum wrong", False)):
+        f = copy(dumps, folder(label), "callcenter-2026-11-25.dump.gz")
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        (f.parent / (f.name + ".sha256")).write_text("%s  %s\n" % (digest if right else "0" * 64, f.name))
+        add(label, f, checksum_file="auto")
+
+    assert len(good_src) > 3 * 1024 * 1024  # more than the module's 1 MiB reads, or toc mode would see the end
+    f = folder("toc mode, cut") / "cut.dump.gz"
+    f.write_bytes(good_src[:int(len(good_src) * 0.9)])
+    add("toc mode, cut", f, mode="toc")
+    add("full mode, cut", f)
+
+    add("metrics, check mode", dumps / "callcenter-2026-11-25.dump.gz", check=True,
+        metrics_file=str(folder("metrics, check mode") / "backup.prom"))
+    add("metrics", dumps / "callcenter-2026-11-25.dump.gz", metrics_file=str(folder("metrics") / "backup.prom"))
+
+    d = folder("empty file, metrics")
+    (d / "b.dump.gz").write_bytes(b"")
+    add("empty file, metrics", d / "b.dump.gz", metrics_file=str(d / "backup.prom"), fail_on_invalid=False)
+
+    fifo = folder("fifo") / "latest.dump.gz"
+    os.mkfifo(fifo)
+    add("fifo", fifo, timeout=5)
+
+    d = folder("newest is a fifo")
+    good = copy(dumps, d, "callcenter-2026-11-25.dump.gz")
+    os.utime(good, (1_700_000_000, 1_700_000_000))
+    os.mkfifo(d / "callcenter-2026-11-26.dump.gz")
+    add("newest is a fifo", d, timeout=10)
+    d = folder("only a fifo")
+    os.mkfifo(d / "callcenter-2026-11-26.dump.gz")
+    add("only a fifo", d, timeout=10)
+
+    d = folder("symlink loop")
+    path = d / "a.dump.gz"
+    os.symlink(d / "b.dump.gz", path)
+    os.symlink(path, d / "b.dump.gz")
+    add("symlink loop, metrics", path, fail_on_invalid=False, metrics_file=str(d / "m.prom"))
+    add("symlink loop", path)
+
+    cases["timeout nan"] = case("backup_verify", {"path": str(dumps / "raw.dump"), "timeout": "nan"})
+
+    bomb = make_bomb(dumps / "raw.dump", folder("bomb") / "bomb.dump.gz")
+    add("bomb", bomb, timeout=120)
+
+    add("integrity gzip", dumps / "callcenter-2026-11-25.dump.gz")
+    add("integrity pg_dump", dumps / "pgz.dump")
+    add("integrity none", dumps / "raw.dump")
+    raw_copy = copy(dumps, folder("integrity checksum"), "raw.dump")
+    (raw_copy.parent / "raw.dump.sha256").write_text("%s  raw.dump\n" % hashlib.sha256(raw_copy.read_bytes()).hexdigest())
+    add("integrity checksum", raw_copy, checksum_file="auto")
+    add("integrity toc mode", dumps / "callcenter-2026-11-25.dump.gz", mode="toc")
+
+    for i, (name, valid) in enumerate(METRICS_NAMES):
+        d = folder("metrics name %d" % i)
+        f = copy(dumps, d, "callcenter-2026-11-25.dump.gz", name)
+        if not valid:
+            f.write_bytes(f.read_bytes()[:3000])
+        add("metrics name %d" % i, f, metrics_file=str(d / "m.prom"), fail_on_invalid=False)
+
+    d = folder("newline name")
+    f = copy(dumps, d, "callcenter-2026-11-25.dump.gz", 'night\nly "x".dump.gz')
+    add("newline name", f, metrics_file=str(d / "m.prom"))
+
+    f = folder("half, metrics") / "cut.dump.gz"
+    f.write_bytes(good_src[:len(good_src) // 2])
+    add("half, metrics", f, metrics_file=str(f.parent / "m.prom"), fail_on_invalid=False)
+
+    d = folder("hung pg_restore")
+    fake = d / "pg_restore"
+    fake.write_text("#!/bin/sh\nexec sleep 600\n")
+    fake.chmod(0o755)
+    add("hung pg_restore", dumps / "raw.dump", pg_restore_path=str(fake), timeout=3)
+
+    d = folder("symlinked backup")
+    target = copy(dumps, d, "callcenter-2026-11-25.dump.gz")
+    (d / "latest.dump.gz").symlink_to(target)
+    add("symlinked backup", d / "latest.dump.gz")
+
+    playbook, runs = run_batch(ansible, cases)
+    return runs, dirs, playbook
+
+
+METRICS_NAMES = [("callcenter-2026-11-25.dump.gz", True), ('night\nly "x".dump.gz', True), ("cut.dump.gz", False)]
 
 
 def test_valid_gzipped_dump_is_valid_with_its_toc(ansible, dumps):
@@ -36,39 +192,30 @@ def test_valid_gzipped_dump_is_valid_with_its_toc(ansible, dumps):
     assert r["uncompressed_size"] == os.path.getsize(dumps / "raw.dump")
 
 
-def test_uncompressed_custom_dump_found_by_magic_not_name(ansible, dumps, tmp_path):
-    for name in ("raw.dump", "pgz.dump"):
-        f = copy(dumps, tmp_path, name, new=name + ".gz")  # misleading extension
-        r = verify(ansible, f)
+def test_uncompressed_custom_dump_found_by_magic_not_name(batch):
+    runs = batch[0]
+    for name in ("raw.dump", "pgz.dump"):  # named *.gz: a misleading extension
+        r = runs["misleading extension " + name]
         assert r.rc == 0, r
         assert r["compressed"] is False and r["valid"] is True
 
 
-def test_newest_file_in_directory_is_verified(ansible, dumps, tmp_path):
-    old = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz", "callcenter-2026-11-24.dump.gz")
-    os.utime(old, (1_700_000_000, 1_700_000_000))
-    new = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
-    (tmp_path / "notes.txt").write_text("not a backup")
-    r = verify(ansible, tmp_path)
+def test_newest_file_in_directory_is_verified(batch):
+    runs, dirs, _ = batch
+    r = runs["newest"]
     assert r.rc == 0, r
-    assert r["path"] == str(new)
+    assert r["path"] == str(dirs["newest"] / "callcenter-2026-11-25.dump.gz")
 
 
 @pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.999])
-def test_truncated_gzip_backup_is_rejected(ansible, dumps, tmp_path, fraction):
-    src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
-    f = tmp_path / "cut.dump.gz"
-    f.write_bytes(src[:int(len(src) * fraction)])
-    r = verify(ansible, f)
+def test_truncated_gzip_backup_is_rejected(batch, fraction):
+    r = batch[0]["truncated %s" % fraction]
     assert r.rc != 0 and r["valid"] is False
     assert "truncated after" in r["msg"], r
 
 
-def test_truncated_uncompressed_dump_is_rejected_though_toc_reads(ansible, dumps, tmp_path):
-    src = (dumps / "raw.dump").read_bytes()
-    f = tmp_path / "cut.dump"
-    f.write_bytes(src[:len(src) // 2])
-    r = verify(ansible, f)
+def test_truncated_uncompressed_dump_is_rejected_though_toc_reads(batch):
+    r = batch[0]["truncated raw"]
     assert r.rc != 0
     toc = [c for c in r["checks"] if c["name"] == "toc"][0]
     assert toc["ok"] is True  # what pg_restore --list alone would have said
@@ -83,43 +230,32 @@ def flip(data, offset):
 
 
 @pytest.mark.parametrize("where", ["toc", "middle", "trailer"])
-def test_flipped_byte_in_gzip_backup_is_rejected(ansible, dumps, tmp_path, where):
-    src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
-    offset = {"toc": 40, "middle": len(src) // 2, "trailer": len(src) - 3}[where]
-    f = tmp_path / "flipped.dump.gz"
-    f.write_bytes(flip(src, offset))
-    r = verify(ansible, f)
+def test_flipped_byte_in_gzip_backup_is_rejected(batch, where):
+    r = batch[0]["flipped " + where]
     assert r.rc != 0 and r["valid"] is False, r
     if where == "trailer":
         assert "gzip length check failed" in r["msg"] or "CRC" in r["msg"], r
 
 
-def test_flipped_byte_inside_uncompressed_data_caught_only_by_crc(ansible, dumps, tmp_path):
+def test_flipped_byte_inside_uncompressed_data_caught_only_by_crc(batch):
     """In a -Z0 dump, pg_restore copies table data through unchecked: only gzip's CRC sees it."""
-    raw = bytearray((dumps / "raw.dump").read_bytes())
-    pos = raw.find(b"hello operator", len(raw) // 2)
-    raw[pos] ^= 0x01
-    f = tmp_path / "bitrot.dump.gz"
-    good = gzip.compress((dumps / "raw.dump").read_bytes(), mtime=0)
-    bad = gzip.compress(bytes(raw), mtime=0)
-    f.write_bytes(bad[:-8] + good[-8:])  # body of the damaged data, trailer of the original
-    r = verify(ansible, f)
+    r = batch[0]["bitrot"]
     assert r.rc != 0
     assert "gzip CRC mismatch" in r["msg"], r
 
 
-def test_gzip_of_plain_sql_is_refused(ansible, dumps):
-    r = verify(ansible, dumps / "plain.sql.gz")
+def test_gzip_of_plain_sql_is_refused(batch):
+    r = batch[0]["gzip of plain SQL"]
     assert r.rc != 0 and "plain-SQL dump inside gzip" in r["msg"], r
 
 
-def test_plain_sql_is_refused(ansible, dumps):
-    r = verify(ansible, dumps / "plain.sql")
+def test_plain_sql_is_refused(batch):
+    r = batch[0]["plain SQL"]
     assert r.rc != 0 and "plain-SQL dump" in r["msg"] and "pg_dump -Fc" in r["msg"], r
 
 
-def test_pg_restore_missing(ansible, dumps, tmp_path):
-    r = verify(ansible, dumps / "callcenter-2026-11-25.dump.gz", pg_restore_path=str(tmp_path / "pg_restore"))
+def test_pg_restore_missing(batch):
+    r = batch[0]["pg_restore missing"]
     assert r.rc != 0 and "pg_restore_path" in r["msg"] and "not executable" in r["msg"], r
 
 
@@ -154,53 +290,46 @@ def test_unreadable_file_says_permission_denied(ansible, dumps, tmp_path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_max_age_and_min_size(ansible, dumps, tmp_path):
-    f = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
-    os.utime(f, (1_700_000_000, 1_700_000_000))
-    r = verify(ansible, f, max_age="26h", min_size="1G")
+def test_max_age_and_min_size(batch):
+    r = batch[0]["old and small"]
     assert r.rc != 0
     assert "older than max_age" in r["msg"] and "smaller than min_size" in r["msg"], r
 
 
-def test_checksum_sidecar(ansible, dumps, tmp_path):
-    f = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
+def test_checksum_sidecar(batch):
+    runs, dirs, _ = batch
+    f = dirs["checksum right"] / "callcenter-2026-11-25.dump.gz"
     digest = hashlib.sha256(f.read_bytes()).hexdigest()
-    (tmp_path / (f.name + ".sha256")).write_text("%s  %s\n" % (digest, f.name))
-    r = verify(ansible, f, checksum_file="auto")
+    r = runs["checksum right"]
     assert r.rc == 0 and r["sha256"] == digest, r
-    (tmp_path / (f.name + ".sha256")).write_text("%s  %s\n" % ("0" * 64, f.name))
-    r = verify(ansible, f, checksum_file="auto")
+    r = runs["checksum wrong"]
     assert r.rc != 0 and "sha256 mismatch" in r["msg"], r
 
 
-def test_toc_mode_is_fast_but_misses_truncation(ansible, dumps, tmp_path):
-    src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
-    assert len(src) > 3 * 1024 * 1024  # more than the module's 1 MiB reads, or toc mode would see the end
-    f = tmp_path / "cut.dump.gz"
-    f.write_bytes(src[:int(len(src) * 0.9)])
-    r = verify(ansible, f, mode="toc")
+def test_toc_mode_is_fast_but_misses_truncation(batch):
+    r = batch[0]["toc mode, cut"]  # the batch asserts the dump is more than 3 MiB (the module reads 1 MiB)
     assert r.rc == 0 and r["valid"] is True, r  # documented: toc mode does not read the body
     assert r["toc"]["database"] == "callcenter"
-    assert verify(ansible, f).rc != 0
+    assert batch[0]["full mode, cut"].rc != 0
 
 
-def test_metrics_file_written_atomically_and_check_mode_writes_nothing(ansible, dumps, tmp_path):
-    metrics = tmp_path / "backup.prom"
-    r = ansible.module("backup_verify", dict(path=str(dumps / "callcenter-2026-11-25.dump.gz"),
-                                             metrics_file=str(metrics)), check=True)
-    assert r.rc == 0 and r["changed"] is False and not metrics.exists(), r
-    r = verify(ansible, dumps / "callcenter-2026-11-25.dump.gz", metrics_file=str(metrics))
+def test_metrics_file_written_atomically_and_check_mode_writes_nothing(batch, dumps):
+    runs, dirs, _ = batch
+    r = runs["metrics, check mode"]
+    assert r.rc == 0 and r["changed"] is False and list(dirs["metrics, check mode"].iterdir()) == [], r
+    r = runs["metrics"]
+    metrics = dirs["metrics"] / "backup.prom"
     assert r.rc == 0 and r["changed"] is True and r["metrics_written"] is True
     text = metrics.read_text()
     assert 'callcenter_backup_verify_success{path="%s"} 1' % (dumps / "callcenter-2026-11-25.dump.gz") in text
     assert "callcenter_backup_age_seconds" in text and "callcenter_backup_size_bytes" in text
-    assert [p.name for p in tmp_path.iterdir()] == ["backup.prom"]  # no temp file left
+    assert [p.name for p in dirs["metrics"].iterdir()] == ["backup.prom"]  # no temp file left
 
 
-def test_failed_verification_still_writes_metrics(ansible, tmp_path):
-    metrics = tmp_path / "backup.prom"
-    (tmp_path / "b.dump.gz").write_bytes(b"")
-    r = verify(ansible, tmp_path / "b.dump.gz", metrics_file=str(metrics), fail_on_invalid=False)
+def test_failed_verification_still_writes_metrics(batch):
+    runs, dirs, _ = batch
+    metrics = dirs["empty file, metrics"] / "backup.prom"
+    r = runs["empty file, metrics"]
     assert r.rc == 0 and r["valid"] is False
     assert "callcenter_backup_verify_success" in metrics.read_text()
     assert "} 0" in metrics.read_text()
@@ -255,60 +384,55 @@ def no_traceback(r):
     assert "Traceback" not in r.output and "MODULE FAILURE" not in r.output, r
 
 
-def test_fifo_is_refused_at_once_not_opened(ansible, tmp_path):
-    fifo = tmp_path / "latest.dump.gz"
-    os.mkfifo(fifo)
-    # the old module blocked in open() forever: the CLI is given 60 s before the test fails
-    r = ansible.module("backup_verify", dict(path=str(fifo), timeout=5), timeout=60)
+def test_fifo_is_refused_at_once_not_opened(batch):
+    runs, dirs, _ = batch
+    fifo = dirs["fifo"] / "latest.dump.gz"
+    # the old module blocked in open() forever
+    r = runs["fifo"]
     assert r.rc != 0 and r["valid"] is False, r
     assert "%s is a FIFO, not a regular file" % fifo in r["msg"], r
     assert r.duration < 30, r
     no_traceback(r)
 
 
-def test_directory_whose_newest_match_is_a_fifo_verifies_the_newest_regular_file(ansible, dumps, tmp_path):
-    good = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
-    os.utime(good, (1_700_000_000, 1_700_000_000))
-    os.mkfifo(tmp_path / "callcenter-2026-11-26.dump.gz")
-    r = verify(ansible, tmp_path, timeout=10)
-    assert r.rc == 0 and r["path"] == str(good), r
-    assert "callcenter-2026-11-26.dump.gz is a FIFO, not a regular file" in r.output, r  # a warning
-    os.unlink(good)
-    r = verify(ansible, tmp_path, timeout=10)
-    assert r.rc != 0 and "no file matches *.dump.gz in %s (skipped: " % tmp_path in r["msg"], r
+def test_directory_whose_newest_match_is_a_fifo_verifies_the_newest_regular_file(batch):
+    runs, dirs, _ = batch
+    r = runs["newest is a fifo"]
+    assert r.rc == 0 and r["path"] == str(dirs["newest is a fifo"] / "callcenter-2026-11-25.dump.gz"), r
+    assert "callcenter-2026-11-26.dump.gz is a FIFO, not a regular file" in r.own_output, r  # a warning
+    assert "callcenter-2026-11-26.dump.gz is a FIFO, not a regular file" in r.output, r  # shown as one
+    r = runs["only a fifo"]  # the same folder without the regular file
+    assert r.rc != 0 and "no file matches *.dump.gz in %s (skipped: " % dirs["only a fifo"] in r["msg"], r
     assert "is a FIFO, not a regular file" in r["msg"], r
 
 
-def test_file_system_errors_are_failed_checks_with_a_sentence(ansible, tmp_path):
-    """A symlink loop through `ansible -m` (the other file-system errors run in-process in
+def test_file_system_errors_are_failed_checks_with_a_sentence(batch):
+    """A symlink loop through the CLI (the other file-system errors run in-process in
     tests/unit/plugins/modules/test_backup_verify_args.py)."""
-    path = tmp_path / "a.dump.gz"
-    os.symlink(tmp_path / "b.dump.gz", path)
-    os.symlink(path, tmp_path / "b.dump.gz")
+    runs, dirs, _ = batch
     expected = "too many levels of symbolic links"
-    r = verify(ansible, path, fail_on_invalid=False, metrics_file=str(tmp_path / "m.prom"))
+    r = runs["symlink loop, metrics"]
     no_traceback(r)
     assert r.rc == 0 and r["valid"] is False, r
     assert any(expected in p for p in r["problems"]), r
-    assert "callcenter_backup_verify_success" in (tmp_path / "m.prom").read_text()
-    r = verify(ansible, path)
-    no_traceback(r)
+    assert "callcenter_backup_verify_success" in (dirs["symlink loop"] / "m.prom").read_text()
+    r = runs["symlink loop"]
     assert r.rc != 0 and expected in r["msg"], r
 
 
 @pytest.mark.parametrize("value, expected", [
     ("nan", "timeout must be a finite number of seconds"),  # the others: tests/unit/plugins/modules
 ])
-def test_unusable_timeout_is_refused_with_a_sentence(ansible, dumps, value, expected):
-    r = ansible.module("backup_verify", {"path": str(dumps / "raw.dump"), "timeout": value})
+def test_unusable_timeout_is_refused_with_a_sentence(batch, value, expected):
+    r = batch[0]["timeout " + value]
     no_traceback(r)
     assert r.rc != 0 and expected in r["msg"], r
 
 
-def test_gzip_bomb_behind_a_real_header_is_rejected_quickly(ansible, dumps, tmp_path):
-    bomb = make_bomb(dumps / "raw.dump", tmp_path / "bomb.dump.gz")
+def test_gzip_bomb_behind_a_real_header_is_rejected_quickly(batch):
+    bomb = batch[1]["bomb"] / "bomb.dump.gz"
     assert bomb.stat().st_size < 3 * 1024 * 1024
-    r = verify(ansible, bomb, timeout=120)
+    r = batch[0]["bomb"]
     no_traceback(r)
     assert r.rc != 0 and r["valid"] is False, r
     data = [c for c in r["checks"] if c["name"] == "data"][0]
@@ -316,29 +440,28 @@ def test_gzip_bomb_behind_a_real_header_is_rejected_quickly(ansible, dumps, tmp_
     assert r.duration < 60, r
 
 
-def test_integrity_says_what_protected_the_data(ansible, dumps, tmp_path):
-    r = verify(ansible, dumps / "callcenter-2026-11-25.dump.gz")
-    assert r.rc == 0 and r["integrity"] == "gzip_crc" and "nothing protects" not in r.output, r
-    r = verify(ansible, dumps / "pgz.dump")
-    assert r.rc == 0 and r["integrity"] == "pg_dump_compression" and "nothing protects" not in r.output, r
-    r = verify(ansible, dumps / "raw.dump")
+def test_integrity_says_what_protected_the_data(batch):
+    runs = batch[0]
+    r = runs["integrity gzip"]
+    assert r.rc == 0 and r["integrity"] == "gzip_crc" and "nothing protects" not in r.own_output, r
+    r = runs["integrity pg_dump"]
+    assert r.rc == 0 and r["integrity"] == "pg_dump_compression" and "nothing protects" not in r.own_output, r
+    r = runs["integrity none"]
     assert r.rc == 0 and r["valid"] is True and r["integrity"] == "none", r
-    assert "[WARNING]" in r.output and "nothing protects its data blocks" in r.output, r
-    raw = copy(dumps, tmp_path, "raw.dump")
-    (tmp_path / "raw.dump.sha256").write_text("%s  raw.dump\n" % hashlib.sha256(raw.read_bytes()).hexdigest())
-    r = verify(ansible, raw, checksum_file="auto")
-    assert r.rc == 0 and r["integrity"] == "checksum_file" and "nothing protects" not in r.output, r
-    r = verify(ansible, dumps / "callcenter-2026-11-25.dump.gz", mode="toc")
-    assert r.rc == 0 and r["integrity"] == "none" and "nothing protects" not in r.output, r  # toc mode reads no data
+    assert "[WARNING]" in r.own_output and "nothing protects its data blocks" in r.own_output, r
+    assert "nothing protects its data blocks" in r.output, r  # and the playbook showed it
+    r = runs["integrity checksum"]
+    assert r.rc == 0 and r["integrity"] == "checksum_file" and "nothing protects" not in r.own_output, r
+    r = runs["integrity toc mode"]
+    assert r.rc == 0 and r["integrity"] == "none" and "nothing protects" not in r.own_output, r  # toc mode reads no data
 
 
-def test_backup_name_with_a_newline_keeps_the_metrics_file_valid(ansible, dumps, tmp_path):
-    f = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz", 'night\nly "x".dump.gz')
-    metrics = tmp_path / "m.prom"
-    r = verify(ansible, f, metrics_file=str(metrics))
+def test_backup_name_with_a_newline_keeps_the_metrics_file_valid(batch):
+    runs, dirs, _ = batch
+    r = runs["newline name"]
     assert r.rc == 0, r
-    text = metrics.read_text()
-    assert 'path="%s/night\\nly \\"x\\".dump.gz"} 1' % tmp_path in text, text
+    text = (dirs["newline name"] / "m.prom").read_text()
+    assert 'path="%s/night\\nly \\"x\\".dump.gz"} 1' % dirs["newline name"] in text, text
     assert all(line.startswith(("#", "callcenter_backup_")) for line in text.splitlines()), text
 
 
@@ -353,47 +476,39 @@ def promtool():
 
 @pytest.mark.parametrize("name, valid", [("callcenter-2026-11-25.dump.gz", True), ('night\nly "x".dump.gz', True),
                                          ("cut.dump.gz", False)])
-def test_metrics_file_passes_promtool_check_metrics(ansible, dumps, tmp_path, promtool, name, valid):
-    f = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz", name)
-    if not valid:
-        f.write_bytes(f.read_bytes()[:3000])
-    metrics = tmp_path / "m.prom"
-    r = verify(ansible, f, metrics_file=str(metrics), fail_on_invalid=False)
+def test_metrics_file_passes_promtool_check_metrics(batch, promtool, name, valid):
+    runs, dirs, _ = batch
+    i = METRICS_NAMES.index((name, valid))
+    r = runs["metrics name %d" % i]
     assert r.rc == 0 and r["valid"] is valid, r
+    metrics = dirs["metrics name %d" % i] / "m.prom"
     p = subprocess.run([promtool, "check", "metrics"], input=metrics.read_text(), capture_output=True, text=True,
                        check=False)
     assert p.returncode == 0, p.stderr + p.stdout
 
 
-def test_failed_verification_says_why_in_the_metrics(ansible, dumps, tmp_path):
-    src = (dumps / "callcenter-2026-11-25.dump.gz").read_bytes()
-    f = tmp_path / "cut.dump.gz"
-    f.write_bytes(src[:len(src) // 2])
-    metrics = tmp_path / "m.prom"
-    r = verify(ansible, f, metrics_file=str(metrics), fail_on_invalid=False)
+def test_failed_verification_says_why_in_the_metrics(batch):
+    runs, dirs, _ = batch
+    f = dirs["half, metrics"] / "cut.dump.gz"
+    r = runs["half, metrics"]
     assert r.rc == 0 and r["valid"] is False, r
-    text = metrics.read_text()
+    text = (dirs["half, metrics"] / "m.prom").read_text()
     assert 'callcenter_backup_verify_success{path="%s"} 0' % f in text
     assert 'callcenter_backup_verify_failure{check="gzip",path="%s",reason="truncated after' % f in text, text
 
 
-def test_timeout_covers_a_pg_restore_that_stops_reading(ansible, dumps, tmp_path):
+def test_timeout_covers_a_pg_restore_that_stops_reading(batch):
     """A pg_restore that hangs without reading: the write to it blocks; the deadline still ends it."""
-    fake = tmp_path / "pg_restore"
-    fake.write_text("#!/bin/sh\nexec sleep 600\n")
-    fake.chmod(0o755)
-    r = ansible.module("backup_verify", dict(path=str(dumps / "raw.dump"), pg_restore_path=str(fake), timeout=3),
-                       timeout=90)
+    r = batch[0]["hung pg_restore"]
     no_traceback(r)
     assert r.rc != 0 and "stopped by its timeout of 3.0s" in r["msg"], r
     assert r.duration < 30, r
 
 
-def test_a_symlinked_backup_reports_the_size_of_the_backup_not_of_the_link(ansible, dumps, tmp_path):
-    target = copy(dumps, tmp_path, "callcenter-2026-11-25.dump.gz")
-    link = tmp_path / "latest.dump.gz"
-    link.symlink_to(target)
-    r = verify(ansible, link)
+def test_a_symlinked_backup_reports_the_size_of_the_backup_not_of_the_link(batch):
+    runs, dirs, _ = batch
+    target = dirs["symlinked backup"] / "callcenter-2026-11-25.dump.gz"
+    r = runs["symlinked backup"]
     assert r.rc == 0, r
-    assert r["path"] == str(link) and r["size"] == target.stat().st_size
+    assert r["path"] == str(dirs["symlinked backup"] / "latest.dump.gz") and r["size"] == target.stat().st_size
     assert "owner" not in r.result and "state" not in r.result  # a report on a backup, not a managed file

@@ -1,10 +1,18 @@
-"""celery_health against a real Redis and real Celery workers of the sample app."""
+"""celery_health against a real Redis and real Celery workers of the sample app.
+
+Every run goes through the installed collection on the command line. The runs that read the
+shared workers, or a Redis of their own that nothing else changes, are the tasks of ONE
+ansible-playbook run (the ``batch`` fixture, tests/modbatch.py); the ad-hoc password cases,
+the runs against workers a test kills, loads or starts, and the playbook cases keep their own."""
 
 import os
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
+
+from modbatch import case, probe, run_batch
 
 QUEUES = ["quality", "stats"]
 
@@ -50,15 +58,95 @@ def shared_stack(tmp_path_factory):
         redis.stop()
 
 
+@pytest.fixture(scope="module")
+def batch(ansible, shared_stack, tmp_path_factory):
+    """The cases that read the shared workers, and the cases that each need a Redis of their
+    own (messages published into it, no worker, stopped, blackholed), as the tasks of ONE
+    ansible-playbook run (tests/modbatch.py)."""
+    import socket
+    from conftest import RedisServer
+    root = tmp_path_factory.mktemp("celery-health")
+    redis = shared_stack[0]
+    own = {}
+
+    def redis_of(label):
+        own[label] = RedisServer(root / ("redis%d" % len(own)), "s3cret-Pa55").start()
+        return own[label]
+
+    hole = socket.socket()
+    try:
+        cases = {}
+
+        def add(label, server, **args):
+            params = dict(broker_url=server.url, timeout=1.5)
+            params.update(args)
+            cases[label] = case("celery_health", params)
+
+        add("two workers", redis, expected_workers=2, queues=QUEUES, timeout=5)
+        add("queues by default", redis, expected_workers=["w1@harness", "w2@harness"])
+        cases["check mode"] = case("celery_health", dict(broker_url=redis.url, expected_workers=2), check=True)
+        cases["missing password"] = case("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port))
+        add("unknown queue", redis, expected_workers=2, queues=["qualty"])
+        add("missing beat file", redis, expected_workers=2,
+            beat_schedule_file=str(root / "nope" / "celerybeat-schedule"))
+        bad = root / "celerybeat-schedule"
+        bad.write_bytes(os.urandom(4096))
+        add("corrupt beat file", redis, expected_workers=2, beat_schedule_file=str(bad))
+        add("beat path is a directory", redis, expected_workers=2, beat_schedule_file=str(root))
+
+        prio = redis_of("priorities")
+        publish(prio.url, "backlog", 3)
+        publish(prio.url, "backlog", 2, priority=6)
+        publish(prio.url, "backlog", 1, priority=9)
+        add("priorities", prio, queues=["backlog"], min_workers=0, timeout=0.5)
+
+        backlog = redis_of("backlog")
+        publish(backlog.url, "quality", 5, priority=3)
+        add("backlog", backlog, queues=["quality"], min_workers=0, max_queue_length=4, timeout=0.5)
+
+        down = redis_of("down")
+        down.stop()
+        add("redis down", down, expected_workers=2, timeout=3)
+
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)  # accepts the TCP handshake, never answers
+        cases["blackholed"] = case("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % hole.getsockname()[1],
+                                                         timeout=1))
+
+        empty = redis_of("no workers")
+        add("no workers", empty, expected_workers=2, timeout=1)
+        add("no workers, not failing", empty, timeout=0.5, fail_on_unhealthy=False)
+
+        textfile = root / "textfile"
+        textfile.mkdir()
+        metrics_redis = redis_of("metrics")
+        publish(metrics_redis.url, "quality", 4)
+        publish(metrics_redis.url, "quality", 2, priority=9)
+        metrics_args = dict(broker_url=metrics_redis.url, queues=["quality", "stats"], min_workers=0, timeout=0.5,
+                            metrics_file=str(textfile / "celery.prom"))
+        cases["metrics, check mode"] = case("celery_health", metrics_args, check=True)
+        cases["metrics check mode wrote nothing"] = probe("'%s' is exists" % (textfile / "celery.prom"))
+        cases["metrics"] = case("celery_health", metrics_args)
+
+        playbook, runs = run_batch(ansible, cases)
+        yield SimpleNamespace(runs=runs, own=own, playbook=playbook, textfile=textfile, port=down.port)
+    finally:
+        hole.close()
+        for server in own.values():
+            try:
+                server.stop()
+            except Exception:  # one failed stop must not leave the others running
+                pass
+
+
 def health(ansible, redis, **args):
     params = dict(broker_url=redis.url, timeout=1.5)
     params.update(args)
     return ansible.module("celery_health", params)
 
 
-def test_two_workers_answer_at_once_when_expected(ansible, shared_stack):
-    redis = shared_stack[0]
-    r = health(ansible, redis, expected_workers=2, queues=QUEUES, timeout=5)
+def test_two_workers_answer_at_once_when_expected(batch):
+    r = batch.runs["two workers"]
     assert r.rc == 0, r
     assert r["healthy"] is True and r["problems"] == []
     assert r["workers_online"] == 2
@@ -70,9 +158,8 @@ def test_two_workers_answer_at_once_when_expected(ansible, shared_stack):
     assert r["duration"] < 1.0, r
 
 
-def test_queues_default_to_what_workers_consume(ansible, shared_stack):
-    redis = shared_stack[0]
-    r = health(ansible, redis, expected_workers=["w1@harness", "w2@harness"])
+def test_queues_default_to_what_workers_consume(batch):
+    r = batch.runs["queues by default"]
     assert r.rc == 0, r
     assert sorted(r["queues"]) == QUEUES
     # who consumes what: per worker, and per queue (the backlog diagnosis names them)
@@ -80,57 +167,40 @@ def test_queues_default_to_what_workers_consume(ansible, shared_stack):
     assert all(r["queue_details"][q]["consumers"] == ["w1@harness", "w2@harness"] for q in QUEUES), r
 
 
-def test_check_mode_is_the_same_read_only_check(ansible, shared_stack):
-    redis = shared_stack[0]
-    r = ansible.module("celery_health", dict(broker_url=redis.url, expected_workers=2), check=True)
+def test_check_mode_is_the_same_read_only_check(batch):
+    r = batch.runs["check mode"]
     assert r.rc == 0 and r["changed"] is False and r["healthy"], r
 
 
-def test_priority_messages_are_counted_in_every_sub_queue(ansible, redis_server):
-    publish(redis_server.url, "backlog", 3)
-    publish(redis_server.url, "backlog", 2, priority=6)
-    publish(redis_server.url, "backlog", 1, priority=9)
-    r = ansible.module("celery_health", dict(broker_url=redis_server.url, queues=["backlog"], min_workers=0,
-                                             timeout=0.5))
+def test_priority_messages_are_counted_in_every_sub_queue(batch):
+    r = batch.runs["priorities"]
     assert r.rc == 0, r
     assert r["queues"] == {"backlog": 6}
     # LLEN of the bare name alone would say 3
-    assert redis_server.client().llen("backlog") == 3
+    assert batch.own["priorities"].client().llen("backlog") == 3
     # step 0 and the steps that hold messages
     assert r["queue_details"]["backlog"]["by_priority"] == {"0": 3, "6": 2, "9": 1}
 
 
-def test_backlog_over_threshold_makes_it_unhealthy(ansible, redis_server):
-    publish(redis_server.url, "quality", 5, priority=3)
-    r = ansible.module("celery_health", dict(broker_url=redis_server.url, queues=["quality"], min_workers=0,
-                                             max_queue_length=4, timeout=0.5))
+def test_backlog_over_threshold_makes_it_unhealthy(batch):
+    r = batch.runs["backlog"]
     assert r.rc != 0
     assert "queue quality has 5 messages waiting (max 4)" in r["msg"]
 
 
-def test_redis_down_is_reported_at_once(ansible, redis_factory):
-    redis = redis_factory()
-    redis.stop()
-    r = health(ansible, redis, expected_workers=2, timeout=3)
+def test_redis_down_is_reported_at_once(batch):
+    r = batch.runs["redis down"]
     assert r.rc != 0
-    assert "refused the connection" in r["msg"] and "127.0.0.1:%d" % redis.port in r["msg"], r
+    assert "refused the connection" in r["msg"] and "127.0.0.1:%d" % batch.port in r["msg"], r
     assert "Traceback" not in r.output
     assert r["duration"] < 1.0, r
 
 
-def test_redis_blackholed_is_reported_within_timeout(ansible, tmp_path):
-    import socket
-    lst = socket.socket()
-    lst.bind(("127.0.0.1", 0))
-    lst.listen(0)  # accepts the TCP handshake, never answers
-    try:
-        port = lst.getsockname()[1]
-        r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % port, timeout=1))
-        assert r.rc != 0
-        assert "did not answer within 1.0s" in r["msg"], r
-        assert r["duration"] < 2.0, r
-    finally:
-        lst.close()
+def test_redis_blackholed_is_reported_within_timeout(batch):
+    r = batch.runs["blackholed"]
+    assert r.rc != 0
+    assert "did not answer within 1.0s" in r["msg"], r
+    assert r["duration"] < 2.0, r
 
 
 def test_wrong_password_is_named_and_never_printed(ansible, shared_stack):
@@ -163,46 +233,64 @@ def test_wrong_password_in_a_playbook_is_never_printed_at_vvv(ansible, shared_st
     assert wrong not in r.output
 
 
-def test_password_in_url_is_masked_even_when_healthy_at_vvv(ansible, shared_stack):
-    redis = shared_stack[0]
-    r = ansible.module("celery_health", dict(broker_url=redis.url, expected_workers=2), verbosity=3)
+def test_password_in_url_is_masked_even_when_healthy_at_vvv(vvv):
+    redis, runs = vvv
+    r = runs["password in the URL"]
     assert r.rc == 0, r
     assert redis.password not in r.output and redis.password not in str(r.result)
     assert r["broker"] == "redis://:***@127.0.0.1:%d/0" % redis.port
 
 
-def test_missing_password_says_one_is_needed(ansible, shared_stack):
-    redis = shared_stack[0]
-    r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port))
+def test_missing_password_says_one_is_needed(batch):
+    r = batch.runs["missing password"]
     assert r.rc != 0 and "requires a password and none was given" in r["msg"], r
 
 
-def test_broker_password_option_works(ansible, shared_stack):
-    redis = shared_stack[0]
-    r = ansible.module("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port,
-                                             broker_password=redis.password, expected_workers=2), verbosity=3)
+def test_broker_password_option_works(vvv):
+    redis, runs = vvv
+    r = runs["broker_password"]
     assert r.rc == 0, r
     assert redis.password not in r.output
 
 
-def test_no_workers_at_all(ansible, redis_server):
-    r = health(ansible, redis_server, expected_workers=2, timeout=1)
+def test_no_workers_at_all(batch):
+    r = batch.runs["no workers"]
     assert r.rc != 0
     assert "no Celery worker answered ping (2 needed)" in r["msg"], r
     assert r["workers_online"] == 0
     assert r["duration"] < 2.0, r
 
 
-def test_no_workers_reported_without_failing_when_asked(ansible, redis_server):
-    r = health(ansible, redis_server, timeout=0.5, fail_on_unhealthy=False)
+def test_no_workers_reported_without_failing_when_asked(batch):
+    r = batch.runs["no workers, not failing"]
     assert r.rc == 0, r
     assert r["healthy"] is False and r["problems"]
 
 
-def test_one_of_two_workers_killed(ansible, stack):
-    redis, cluster = stack
-    cluster.kill("w2@harness")
-    r = health(ansible, redis, expected_workers=["w1@harness", "w2@harness"], timeout=1)
+@pytest.fixture(scope="module")
+def one_killed(ansible, tmp_path_factory):
+    """Redis and two workers, w2 killed; both runs that read that state in one ansible-playbook."""
+    from conftest import CeleryCluster, RedisServer
+    root = tmp_path_factory.mktemp("one-killed")
+    redis = RedisServer(root / "redis", "s3cret-Pa55").start()
+    cluster = CeleryCluster(redis.url, root / "celery", "callcenter_sample")
+    try:
+        cluster.start_workers(["w1", "w2"])
+        cluster.kill("w2@harness")
+        expected = ["w1@harness", "w2@harness"]
+        _, runs = run_batch(ansible, {
+            "killed": case("celery_health", dict(broker_url=redis.url, expected_workers=expected, timeout=1)),
+            "min_workers": case("celery_health", dict(broker_url=redis.url, expected_workers=expected, min_workers=1,
+                                                      timeout=1)),
+        })
+        yield runs
+    finally:
+        cluster.stop()
+        redis.stop()
+
+
+def test_one_of_two_workers_killed(one_killed):
+    r = one_killed["killed"]
     assert r.rc != 0
     assert r["workers_online"] == 1
     assert r["workers_missing"] == ["w2@harness"]
@@ -210,10 +298,8 @@ def test_one_of_two_workers_killed(ansible, stack):
     assert r["duration"] < 2.0, r
 
 
-def test_min_workers_tolerates_one_missing_but_still_lists_it(ansible, stack):
-    redis, cluster = stack
-    cluster.kill("w2@harness")
-    r = health(ansible, redis, expected_workers=["w1@harness", "w2@harness"], min_workers=1, timeout=1)
+def test_min_workers_tolerates_one_missing_but_still_lists_it(one_killed):
+    r = one_killed["min_workers"]
     assert r.rc == 0, r
     assert r["workers_missing"] == ["w2@harness"]
 
@@ -241,11 +327,11 @@ def test_busy_solo_worker_does_not_answer(ansible, redis_server, celery_factory)
     assert r["workers_missing"] == ["solo@harness"]
 
 
-def test_unknown_queue_is_flagged_not_fatal(ansible, shared_stack):
-    redis = shared_stack[0]
-    r = health(ansible, redis, expected_workers=2, queues=["qualty"])
+def test_unknown_queue_is_flagged_not_fatal(batch):
+    r = batch.runs["unknown queue"]
     assert r.rc == 0, r
     assert r["queue_details"]["qualty"]["exists"] is False
+    assert "queue qualty is empty and no worker has declared it" in r.own_output
     assert "queue qualty is empty and no worker has declared it" in r.output
 
 
@@ -272,26 +358,21 @@ def test_beat_schedule_shows_last_daily_stats(ansible, stack):
     assert "beat entry last_daily_stats last ran" in r["msg"], r
 
 
-def test_missing_beat_file(ansible, shared_stack, tmp_path):
-    redis = shared_stack[0]
-    r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(tmp_path / "nope" / "celerybeat-schedule"))
+def test_missing_beat_file(batch):
+    r = batch.runs["missing beat file"]
     assert r.rc != 0 and "does not exist" in r["msg"], r
     # the rest of the check still ran
     assert r["workers_online"] == 2
 
 
-def test_corrupt_beat_file(ansible, shared_stack, tmp_path):
-    redis = shared_stack[0]
-    bad = tmp_path / "celerybeat-schedule"
-    bad.write_bytes(os.urandom(4096))
-    r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(bad))
+def test_corrupt_beat_file(batch):
+    r = batch.runs["corrupt beat file"]
     assert r.rc != 0 and "not a dbm/shelve file" in r["msg"], r
     assert "Traceback" not in r.output
 
 
-def test_beat_path_that_is_a_directory(ansible, shared_stack, tmp_path):
-    redis = shared_stack[0]
-    r = health(ansible, redis, expected_workers=2, beat_schedule_file=str(tmp_path))
+def test_beat_path_that_is_a_directory(batch):
+    r = batch.runs["beat path is a directory"]
     assert r.rc != 0 and "is a directory" in r["msg"], r
 
 
@@ -334,24 +415,18 @@ def test_unreadable_beat_file_says_permission_denied(tmp_path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_metrics_file_feeds_the_backlog_alert_and_check_mode_writes_nothing(ansible, redis_server, tmp_path):
+def test_metrics_file_feeds_the_backlog_alert_and_check_mode_writes_nothing(batch):
     import shutil
     import subprocess
-    publish(redis_server.url, "quality", 4)
-    publish(redis_server.url, "quality", 2, priority=9)
-    (tmp_path / "textfile").mkdir()
-    metrics = tmp_path / "textfile" / "celery.prom"
-    args = dict(broker_url=redis_server.url, queues=["quality", "stats"], min_workers=0, timeout=0.5,
-                metrics_file=str(metrics))
-    r = ansible.module("celery_health", args, check=True)
-    assert r.rc == 0 and r["changed"] is False and not metrics.exists(), r
-    r = ansible.module("celery_health", args)
+    r = batch.runs["metrics, check mode"]
+    assert r.rc == 0 and r["changed"] is False and batch.runs["metrics check mode wrote nothing"]["value"] is False, r
+    r = batch.runs["metrics"]
     assert r.rc == 0 and r["changed"] is True and r["metrics_written"] is True, r
-    text = metrics.read_text()
+    text = (batch.textfile / "celery.prom").read_text()
     assert 'callcenter_celery_queue_length{queue="quality"} 6' in text
     assert 'callcenter_celery_queue_length{queue="stats"} 0' in text
     assert "callcenter_celery_workers_online 0" in text and "callcenter_celery_healthy 1" in text
-    assert [p.name for p in (tmp_path / "textfile").iterdir()] == ["celery.prom"]  # no temp file left
+    assert [p.name for p in batch.textfile.iterdir()] == ["celery.prom"]  # no temp file left
     if shutil.which("promtool"):
         p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
         assert p.returncode == 0, p.stdout + p.stderr
@@ -377,31 +452,64 @@ def ten_step_backlog(redis, celery_factory, queue="stats"):
     return sum(PER_PRIORITY)
 
 
-def test_ten_priority_steps_are_all_counted_without_naming_them(ansible, redis_server, celery_factory):
-    total = ten_step_backlog(redis_server, celery_factory)
-    r = ansible.module("celery_health", dict(broker_url=redis_server.url, queues=["stats"], min_workers=0,
-                                             timeout=0.5))
+@pytest.fixture(scope="module")
+def vvv(ansible, shared_stack):
+    """The runs whose whole output at -vvv must hold no password, in one ansible-playbook -vvv."""
+    redis = shared_stack[0]
+    _, runs = run_batch(ansible, {
+        "password in the URL": case("celery_health", dict(broker_url=redis.url, expected_workers=2)),
+        "broker_password": case("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port,
+                                                       broker_password=redis.password, expected_workers=2)),
+    }, verbosity=3)
+    return redis, runs
+
+
+@pytest.fixture(scope="module")
+def ten_steps(ansible, tmp_path_factory):
+    """One ten-step backlog (ten_step_backlog), read by celery_health and by system_status in
+    one ansible-playbook run."""
+    from conftest import CeleryCluster, RedisServer, stopped_afterwards
+    root = tmp_path_factory.mktemp("ten-steps")
+    redis = RedisServer(root / "redis", "s3cret-Pa55").start()
+    try:
+        with stopped_afterwards(lambda i, broker_url, app="callcenter_sample":
+                                CeleryCluster(broker_url, root / ("celery%d" % i), app)) as make:
+            total = ten_step_backlog(redis, make)
+        _, runs = run_batch(ansible, {
+            "celery_health": case("celery_health", dict(broker_url=redis.url, queues=["stats"], min_workers=0,
+                                                        timeout=0.5)),
+            "system_status": case("system_status", dict(broker_url=redis.url, queues=["stats"], timeout=1)),
+        })
+        yield total, runs
+    finally:
+        redis.stop()
+
+
+def test_ten_priority_steps_are_all_counted_without_naming_them(ten_steps):
+    total, runs = ten_steps
+    r = runs["celery_health"]
     assert r.rc == 0, r
     assert r["queues"] == {"stats": total}  # 37, not the 14 of steps 0,3,6,9
     assert r["queue_details"]["stats"]["by_priority"] == dict((str(p), n) for p, n in enumerate(PER_PRIORITY))
     assert r["queue_details"]["stats"]["exists"] is True
 
 
-def test_system_status_counts_the_same_ten_steps(ansible, redis_server, celery_factory):
-    total = ten_step_backlog(redis_server, celery_factory)
-    r = ansible.module("system_status", dict(broker_url=redis_server.url, queues=["stats"], timeout=1))
+def test_system_status_counts_the_same_ten_steps(ten_steps):
+    total, runs = ten_steps
+    r = runs["system_status"]
     assert r.rc == 0, r
     assert r["components"]["celery"]["queues"] == {"stats": total}, r
 
 
-def test_system_status_takes_the_broker_password_from_the_environment(ansible, redis_server):
+def test_system_status_takes_the_broker_password_from_the_environment(ansible, shared_stack):
     """The same broker options as celery_health: CELERY_BROKER_PASSWORD keeps the password off
-    the ad-hoc command line."""
-    r = ansible.module("system_status", dict(broker_url="redis://127.0.0.1:%d/0" % redis_server.port, timeout=1),
-                       env={"CELERY_BROKER_PASSWORD": redis_server.password}, verbosity=3)
+    the ad-hoc command line (ad hoc: a task's own environment is shown at -vvv, the process's not)."""
+    redis = shared_stack[0]
+    r = ansible.module("system_status", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port, timeout=1),
+                       env={"CELERY_BROKER_PASSWORD": redis.password}, verbosity=3)
     assert r.rc == 0, r
     assert r["components"]["redis"]["status"] == "ok", r["components"]["redis"]
-    assert redis_server.password not in r.output
+    assert redis.password not in r.output
 
 
 @pytest.mark.parametrize("module, timeout", [("celery_health", "nan"), ("celery_queue_purge", "1e12")])

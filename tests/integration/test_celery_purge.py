@@ -1,17 +1,25 @@
-"""celery_queue_purge and the celery_purge / celery_status playbooks, on a real Redis."""
+"""celery_queue_purge and the celery_purge / celery_status playbooks, on a real Redis.
+
+The module's own cases are the tasks of one ansible-playbook run (tests/modbatch.py), each on a
+Redis of its own; the playbooks run as operators run them."""
 
 import pytest
 
+from modbatch import case, run_batch
 from test_celery_health import publish
+
+
+def fill(redis):
+    """stats: 4 plain + 2 high-priority messages; quality: 3. No worker consumes them."""
+    publish(redis.url, "stats", 4, task="callcenter_sample.daily_stats", args=[])
+    publish(redis.url, "stats", 2, priority=9, task="callcenter_sample.daily_stats", args=[])
+    publish(redis.url, "quality", 3)
+    return redis
 
 
 @pytest.fixture
 def backlog(redis_server):
-    """stats: 4 plain + 2 high-priority messages; quality: 3. No worker consumes them."""
-    publish(redis_server.url, "stats", 4, task="callcenter_sample.daily_stats", args=[])
-    publish(redis_server.url, "stats", 2, priority=9, task="callcenter_sample.daily_stats", args=[])
-    publish(redis_server.url, "quality", 3)
-    return redis_server
+    return fill(redis_server)
 
 
 def depth(redis, queue):
@@ -19,50 +27,95 @@ def depth(redis, queue):
     return sum(c.llen(n) for n in [queue] + [queue + "\x06\x16%d" % p for p in (3, 6, 9)])
 
 
-def test_check_mode_counts_and_removes_nothing(ansible, backlog):
-    r = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats"]), check=True)
+@pytest.fixture(scope="module")
+def batch(ansible, tmp_path_factory):
+    """The module's cases, each on a Redis of its own (with the backlog above, empty, or
+    stopped), as the tasks of ONE ansible-playbook run (tests/modbatch.py)."""
+    from conftest import RedisServer
+    root = tmp_path_factory.mktemp("celery-purge")
+    servers = {}
+
+    def server(label, with_backlog=True):
+        servers[label] = RedisServer(root / ("redis%d" % len(servers)), "s3cret-Pa55").start()
+        if with_backlog:
+            fill(servers[label])
+        return servers[label]
+
+    try:
+        def purge(label, redis, queues, check=False, **args):
+            return case("celery_queue_purge", dict(broker_url=redis.url, queues=queues, **args), check=check)
+
+        check_mode = server("check mode")
+        purged = server("purge")
+        unknown = server("unknown queue")
+        skipped = server("unknown queue skipped")
+        down = server("redis down", with_backlog=False)
+        down.stop()
+        empty = server("empty name", with_backlog=False)
+        cases = {
+            "check mode": purge("check mode", check_mode, ["stats"], check=True),
+            "purge": purge("purge", purged, ["stats"]),
+            "purge again": purge("purge", purged, ["stats"]),
+            "unknown queue": purge("unknown queue", unknown, ["stats", "stast"]),
+            "unknown queue skipped": purge("unknown queue skipped", skipped, ["stats", "stast"], fail_on_unknown=False),
+            "redis down": purge("redis down", down, ["stats"]),
+            "empty name": purge("empty name", empty, ["", "stats"]),
+        }
+        playbook, runs = run_batch(ansible, cases)
+        yield runs, servers
+    finally:
+        for redis in servers.values():
+            try:
+                redis.stop()
+            except Exception:  # one failed stop must not leave the others running
+                pass
+
+
+def test_check_mode_counts_and_removes_nothing(batch):
+    runs, servers = batch
+    r = runs["check mode"]
     assert r.rc == 0, r
     assert r["purged"] == {"stats": 6} and r["total"] == 6
     assert r["changed"] is True
     assert "would remove 6" in r["msg"]
-    assert depth(backlog, "stats") == 6
+    assert depth(servers["check mode"], "stats") == 6
 
 
-def test_purge_empties_every_priority_sub_queue_and_only_that_queue(ansible, backlog):
-    r = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats"]))
+def test_purge_empties_every_priority_sub_queue_and_only_that_queue(batch):
+    runs, servers = batch
+    r = runs["purge"]
     assert r.rc == 0, r
     assert r["purged"] == {"stats": 6} and r["changed"] is True
-    assert depth(backlog, "stats") == 0
-    assert depth(backlog, "quality") == 3
-    again = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats"]))
+    assert depth(servers["purge"], "stats") == 0
+    assert depth(servers["purge"], "quality") == 3
+    again = runs["purge again"]
     assert again.rc == 0 and again["changed"] is False and again["purged"] == {"stats": 0}, again
 
 
-def test_unknown_queue_fails_before_purging_anything(ansible, backlog):
-    r = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats", "stast"]))
+def test_unknown_queue_fails_before_purging_anything(batch):
+    runs, servers = batch
+    r = runs["unknown queue"]
     assert r.rc != 0
     assert "unknown queue(s): stast" in r["msg"] and "nothing was purged" in r["msg"], r
-    assert depth(backlog, "stats") == 6
+    assert depth(servers["unknown queue"], "stats") == 6
 
 
-def test_unknown_queue_can_be_skipped(ansible, backlog):
-    r = ansible.module("celery_queue_purge", dict(broker_url=backlog.url, queues=["stats", "stast"],
-                                                  fail_on_unknown=False))
+def test_unknown_queue_can_be_skipped(batch):
+    r = batch[0]["unknown queue skipped"]
     assert r.rc == 0, r
     assert r["purged"] == {"stats": 6, "stast": 0} and r["unknown_queues"] == ["stast"]
+    assert "stast is empty and no worker has declared it" in r.own_output
     assert "stast is empty and no worker has declared it" in r.output
 
 
-def test_purge_with_redis_down(ansible, redis_factory):
-    redis = redis_factory()
-    redis.stop()
-    r = ansible.module("celery_queue_purge", dict(broker_url=redis.url, queues=["stats"]))
+def test_purge_with_redis_down(batch):
+    r = batch[0]["redis down"]
     assert r.rc != 0 and "refused the connection" in r["msg"], r
     assert "Traceback" not in r.output
 
 
-def test_purge_rejects_empty_queue_names(ansible, redis_server):
-    r = ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["", "stats"]))
+def test_purge_rejects_empty_queue_names(batch):
+    r = batch[0]["empty name"]
     assert r.rc != 0 and "empty name" in r["msg"], r
 
 
@@ -231,9 +284,12 @@ def test_purge_on_a_terminal_never_asks_when_told_not_to(ansible, backlog, extra
 def test_purge_removes_every_one_of_ten_priority_steps(ansible, redis_server, celery_factory):
     from test_celery_health import ten_step_backlog
     total = ten_step_backlog(redis_server, celery_factory)
-    r = ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["stats"]), check=True)
+    args = dict(broker_url=redis_server.url, queues=["stats"])
+    _, runs = run_batch(ansible, {"check mode": case("celery_queue_purge", args, check=True),
+                                  "purge": case("celery_queue_purge", args)})
+    r = runs["check mode"]
     assert r.rc == 0 and r["purged"] == {"stats": total}, r
-    r = ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["stats"]))
+    r = runs["purge"]
     assert r.rc == 0 and r["purged"] == {"stats": total} and r["changed"] is True, r
     c = redis_server.client()
     assert [k for k in c.keys("stats*") if c.type(k) == b"list"] == []

@@ -5,7 +5,10 @@ compared with its RETURN block.
 - every key a run returns is documented (one level into documented ``contains`` too);
 - every key documented ``returned: always`` is there in every run that got past its
   parameter checks.
-Ansible's own keys (changed, failed, msg, invocation, warnings, ...) are not the module's API."""
+Ansible's own keys (changed, failed, msg, invocation, warnings, ...) are not the module's API.
+
+The runs of one module are the tasks of one ansible-playbook run (tests/modbatch.py): one
+Ansible start per module, each run a task of its own, its JSON read as ``ansible -m`` gives it."""
 
 import ast
 import re
@@ -16,6 +19,7 @@ import yaml
 
 from fake_app import ADMIN_TOKEN
 from harness import free_port
+from modbatch import case, run_batch
 from replication import PostgresReplica, RedisSentinelSet, fresh_primary
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +82,16 @@ def always_missing(result, doc):
                   and k not in ANSIBLE_KEYS)
 
 
+def batch_runs(ansible, module, cases):
+    """``cases``: [(label, args, got_past_parameter_checks)] or with a 4th item, a dict of
+    ``check``/``env``. Runs them in one playbook; returns [(label, Run, got_past...)] for check_runs."""
+    made = {}
+    for item in cases:
+        made[item[0]] = case(module, item[1], **(item[3] if len(item) > 3 else {}))
+    _, runs = run_batch(ansible, made)
+    return [(item[0], runs[item[0]], item[2]) for item in cases]
+
+
 def check_runs(module, runs):
     """``runs``: [(label, Result, got_past_parameter_checks)]. Fails with every mismatch at once."""
     doc = return_block(module)
@@ -113,18 +127,18 @@ def test_backup_verify_returns_what_it_documents(ansible, dumps, tmp_path):
     cut.write_bytes(good.read_bytes()[:5000])
     sidecar = tmp_path / "good.sha256"
     sidecar.write_text("%s  %s\n" % ("0" * 64, good.name))
-    runs = [
-        ("valid, full", ansible.module("backup_verify", dict(path=str(good))), True),
-        ("valid, toc mode, metrics in check mode", ansible.module("backup_verify", dict(
-            path=str(good), mode="toc", metrics_file=str(tmp_path / "m.prom")), check=True), True),
-        ("valid, metrics written, checksum file", ansible.module("backup_verify", dict(
+    runs = batch_runs(ansible, "backup_verify", [
+        ("valid, full", dict(path=str(good)), True),
+        ("valid, toc mode, metrics in check mode", dict(
+            path=str(good), mode="toc", metrics_file=str(tmp_path / "m.prom")), True, dict(check=True)),
+        ("valid, metrics written, checksum file", dict(
             path=str(good), metrics_file=str(tmp_path / "m.prom"), checksum_file=str(sidecar),
-            fail_on_invalid=False)), True),
-        ("uncompressed dump", ansible.module("backup_verify", dict(path=str(dumps / "raw.dump"))), True),
-        ("truncated", ansible.module("backup_verify", dict(path=str(cut))), True),
-        ("no file", ansible.module("backup_verify", dict(path=str(tmp_path / "none.dump.gz"))), True),
-        ("bad max_age", ansible.module("backup_verify", dict(path=str(good), max_age="soon")), False),
-    ]
+            fail_on_invalid=False), True),
+        ("uncompressed dump", dict(path=str(dumps / "raw.dump")), True),
+        ("truncated", dict(path=str(cut)), True),
+        ("no file", dict(path=str(tmp_path / "none.dump.gz")), True),
+        ("bad max_age", dict(path=str(good), max_age="soon"), False),
+    ])
     check_runs("backup_verify", runs)
 
 
@@ -134,15 +148,13 @@ def test_config_reload_returns_what_it_documents(ansible, fake_app, tmp_path):
     down = "http://127.0.0.1:%d" % free_port()
     pidfile = tmp_path / "app.pid"
     pidfile.write_text("999999")
-    runs = [
-        ("reload", ansible.module("config_reload", dict(app_url=app.url, timeout=2), env=env), True),
-        ("check mode", ansible.module("config_reload", dict(app_url=app.url, timeout=2), check=True, env=env), True),
-        ("wrong token", ansible.module("config_reload", dict(app_url=app.url, timeout=2),
-                                       env={"CALLCENTER_ADMIN_TOKEN": "wrong"}), True),
-        ("application down", ansible.module("config_reload", dict(app_url=down, timeout=1, retries=0), env=env), True),
-        ("stale pidfile", ansible.module("config_reload", dict(method="signal", pidfile=str(pidfile),
-                                                               verify_ready=False)), True),
-    ]
+    runs = batch_runs(ansible, "config_reload", [
+        ("reload", dict(app_url=app.url, timeout=2), True, dict(env=env)),
+        ("check mode", dict(app_url=app.url, timeout=2), True, dict(check=True, env=env)),
+        ("wrong token", dict(app_url=app.url, timeout=2), True, dict(env={"CALLCENTER_ADMIN_TOKEN": "wrong"})),
+        ("application down", dict(app_url=down, timeout=1, retries=0), True, dict(env=env)),
+        ("stale pidfile", dict(method="signal", pidfile=str(pidfile), verify_ready=False), True),
+    ])
     check_runs("config_reload", runs)
 
 
@@ -155,24 +167,22 @@ def celery_stack(redis_server, celery_factory):
 def test_celery_health_returns_what_it_documents(ansible, celery_stack, tmp_path):
     url = celery_stack.url
     down = "redis://127.0.0.1:%d/0" % free_port()
-    runs = [
-        ("healthy", ansible.module("celery_health", dict(broker_url=url, expected_workers=1, queues=["quality"],
-                                                         timeout=5, metrics_file=str(tmp_path / "c.prom"))), True),
-        ("worker missing", ansible.module("celery_health", dict(broker_url=url, expected_workers=2, timeout=1.5,
-                                                                fail_on_unhealthy=False)), True),
-        ("redis down", ansible.module("celery_health", dict(broker_url=down, timeout=1)), True),
-    ]
+    runs = batch_runs(ansible, "celery_health", [
+        ("healthy", dict(broker_url=url, expected_workers=1, queues=["quality"], timeout=5,
+                         metrics_file=str(tmp_path / "c.prom")), True),
+        ("worker missing", dict(broker_url=url, expected_workers=2, timeout=1.5, fail_on_unhealthy=False), True),
+        ("redis down", dict(broker_url=down, timeout=1), True),
+    ])
     check_runs("celery_health", runs)
 
 
 def test_celery_queue_purge_returns_what_it_documents(ansible, redis_server):
     down = "redis://127.0.0.1:%d/0" % free_port()
-    runs = [
-        ("check mode", ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["stats"]),
-                                      check=True), True),
-        ("purge", ansible.module("celery_queue_purge", dict(broker_url=redis_server.url, queues=["stats"])), True),
-        ("redis down", ansible.module("celery_queue_purge", dict(broker_url=down, queues=["stats"])), True),
-    ]
+    runs = batch_runs(ansible, "celery_queue_purge", [
+        ("check mode", dict(broker_url=redis_server.url, queues=["stats"]), True, dict(check=True)),
+        ("purge", dict(broker_url=redis_server.url, queues=["stats"]), True),
+        ("redis down", dict(broker_url=down, queues=["stats"]), True),
+    ])
     check_runs("celery_queue_purge", runs)
 
 
@@ -198,19 +208,19 @@ def test_system_status_returns_what_it_documents(ansible, celery_stack, fake_app
     metrics = tmp_path / "backup.prom"
     metrics.write_text("callcenter_backup_verify_success 0\ncallcenter_backup_verify_last_run_timestamp_seconds 1764000000\n"
                        "callcenter_backup_verify_failure{check=\"gzip\",reason=\"truncated\"} 1\n")
-    runs = [
-        ("every component up", ansible.module("system_status", dict(
+    runs = batch_runs(ansible, "system_status", [
+        ("every component up", dict(
             broker_url=celery_stack.url, expected_workers=1, app_url=fake_app().url, app_token=ADMIN_TOKEN,
             pg_host="127.0.0.1", pg_port=primary.port, pg_password=primary.password,
             pg_replicas=["127.0.0.1:%d" % replica.port], backup_dir=str(dumps), backup_metrics_file=str(metrics),
-            timeout=5)), True),
-        ("Redis behind Sentinel, a replica gone", ansible.module("system_status", dict(
+            timeout=5), True),
+        ("Redis behind Sentinel, a replica gone", dict(
             broker_url=rs.url, sentinel_master_name=rs.master_name, pg_host="127.0.0.1", pg_port=primary.port,
-            pg_password=primary.password, pg_replicas=["127.0.0.1:%d" % down], timeout=3)), True),
-        ("everything down", ansible.module("system_status", dict(
+            pg_password=primary.password, pg_replicas=["127.0.0.1:%d" % down], timeout=3), True),
+        ("everything down", dict(
             broker_url="redis://127.0.0.1:%d/0" % down, app_url="http://127.0.0.1:%d" % down, pg_host="127.0.0.1",
-            pg_port=down, backup_dir=str(tmp_path / "none"), timeout=2)), True),
-    ]
+            pg_port=down, backup_dir=str(tmp_path / "none"), timeout=2), True),
+    ])
     by_label = dict((run[0], run[1]) for run in runs)
     up = by_label["every component up"]["components"]
     assert sorted(up) == sorted(["app", "celery", "redis", "postgres", "postgres@127.0.0.1:%d" % replica.port,

@@ -1,14 +1,24 @@
 """system_status against real Redis, Celery workers, PostgreSQL, Flower, backups, and the
-application stand-in; faults in one component never hide the others."""
+application stand-in; faults in one component never hide the others.
+
+Every run goes through the installed collection on the command line. The module runs are the
+tasks of few ansible-playbook runs (tests/modbatch.py: one Ansible start, a module execution
+per case), all against one platform (``shared_platform``) that no case changes: a component
+down is a server of that kind that is stopped or never answers (a stopped Redis, a stopped
+application, a port nobody listens on, a blackhole), a failed verification is a backup folder
+of its own. The two playbooks run on that platform too."""
 
 import json
 import shutil
+import socket
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from fake_app import ADMIN_TOKEN
+from modbatch import case, run_batch
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,16 +51,6 @@ def stop_all(started):
             pass
 
 
-@pytest.fixture
-def platform(postgres, dumps, tmp_path):
-    """A platform of its own, for a test that stops or changes a part of it."""
-    started = []
-    try:
-        yield build_platform(tmp_path, started, postgres, dumps)
-    finally:
-        stop_all(started)
-
-
 @pytest.fixture(scope="module")
 def shared_platform(postgres, dumps, tmp_path_factory):
     """One platform for the tests that only read it (each start of two workers and Flower costs
@@ -70,18 +70,129 @@ def args_for(p, **over):
     return a
 
 
-def verify_backups(ansible, p):
-    r = ansible.module("backup_verify", dict(path=str(p["backups"]), metrics_file=str(p["metrics"])))
-    assert r.rc == 0, r
+def status(p, token=ADMIN_TOKEN, **over):
+    return case("system_status", args_for(p, **over), env={"CALLCENTER_ADMIN_TOKEN": token})
 
 
-def status(ansible, p, **over):
-    return ansible.module("system_status", args_for(p, **over), env={"CALLCENTER_ADMIN_TOKEN": ADMIN_TOKEN})
+FLOWER_PASSWORD = "Flower-Test-Pass-1"
+READY_SHAPES = [(200, ["ready"]), (503, ["not_ready"]), (200, "ready"), (200, 42)]
+STATUS_SHAPES = [["1.8.2"], {"version": "1.8.2", "uptime_seconds": "a day", "active_calls": 3}]
+TIMEOUT_REFUSALS = [(dict(timeout="nan"), "timeout"), (dict(component_timeouts={"redis": -2}), "component_timeouts.redis")]
 
 
-def test_everything_up_is_ok_with_every_figure(ansible, shared_platform):
-    verify_backups(ansible, shared_platform)
-    r = status(ansible, shared_platform)
+@pytest.fixture(scope="module")
+def batch(ansible, shared_platform, tmp_path_factory):
+    """Every module run of this file at default verbosity, in one ansible-playbook run."""
+    from conftest import CeleryCluster, JsonServer, RedisServer, free_port
+    from fake_app import FakeApp
+    p = shared_platform
+    root = tmp_path_factory.mktemp("system-status")
+    stop_later = []
+    blackhole = socket.socket()
+    try:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(16)  # accepts connections, never answers
+        hole = blackhole.getsockname()[1]
+        stopped_redis = RedisServer(root / "stopped-redis", p["redis"].password).start()
+        stopped_redis.stop()
+        stopped_app = FakeApp(None, None).start()
+        stopped_app.stop()
+        fresh_app = FakeApp(None, None).start()
+        stop_later.append(fresh_app)
+        broken = root / "broken-backups"
+        broken.mkdir()
+        shutil.copy(p["backups"] / "callcenter-2026-11-25.dump.gz", broken)
+        (broken / "callcenter-2026-11-26.dump.gz").write_bytes(b"broken")
+
+        cases = {
+            "verify backups": case("backup_verify", dict(path=str(p["backups"]), metrics_file=str(p["metrics"]))),
+            "everything up": status(p),
+            "postgres wrong password": status(p, pg_password="Wrong-Pg-Pass-42"),
+            "postgres down": status(p, pg_port=free_port()),
+            # the stopped Redis of this platform; the application a fresh one, up
+            "redis down": status(p, timeout=2, broker_url=stopped_redis.url, app_url=fresh_app.url),
+            "backup dir missing": status(p, backup_dir=str(root / "nope")),
+            "verify the broken backups": case("backup_verify", dict(path=str(broken),
+                                                                    metrics_file=str(root / "broken.prom"),
+                                                                    fail_on_invalid=False)),
+            "backup verification failed": status(p, backup_dir=str(broken), backup_metrics_file=str(root / "broken.prom")),
+            "app wrong token": status(p, token="bad-token-xyz"),
+            "app down": status(p, app_url=stopped_app.url),
+            "fail on down": status(p, app_url=stopped_app.url, fail_on="down"),
+        }
+        for component, over in (("app", dict(app_url="http://127.0.0.1:%d" % hole)),
+                                ("postgres", dict(pg_port=hole)),
+                                ("redis", dict(broker_url="redis://127.0.0.1:%d/0" % hole))):
+            # the celery component reads the same broker, so it shares redis's timeout
+            timeouts = {"redis": 1, "celery": 1} if component == "redis" else {component: 1}
+            cases["blackholed " + component] = status(p, timeout=5, component_timeouts=timeouts, **over)
+        for i, (args, _name) in enumerate(TIMEOUT_REFUSALS):
+            a = dict(app_url="http://127.0.0.1:9/")
+            a.update(args)
+            cases["unusable timeout %d" % i] = case("system_status", a)
+        for i, ready in enumerate(READY_SHAPES):
+            app = JsonServer({"/health/ready": ready})
+            stop_later.append(app)
+            cases["ready shape %d" % i] = case("system_status", dict(app_url=app.url, timeout=2))
+        for i, body in enumerate(STATUS_SHAPES):
+            app = JsonServer({"/health/ready": (200, {"status": "ready", "checks": {}}), "/admin/system-status": (200, body)})
+            stop_later.append(app)
+            cases["status shape %d" % i] = case("system_status", dict(app_url=app.url, timeout=2),
+                                                env={"CALLCENTER_ADMIN_TOKEN": "t0ken-x"})
+        # one of two workers dead: a cluster of its own, its second worker killed
+        redis = RedisServer(root / "redis", "s3cret-Pa55").start()
+        stop_later.append(redis)
+        cluster = CeleryCluster(redis.url, root / "celery", "callcenter_sample")
+        stop_later.insert(0, cluster)
+        cluster.start_workers(names=("w1", "w2"))
+        cluster.workers["w2@harness"].kill()
+        for timeout in (2, 3):
+            cases["one worker dead %d" % timeout] = case("system_status", dict(
+                broker_url=redis.url, queues=["quality"], timeout=timeout, expected_workers=["w1@harness", "w2@harness"]))
+
+        playbook, runs = run_batch(ansible, cases)
+        yield SimpleNamespace(runs=runs, playbook=playbook, stopped_app=stopped_app,
+                              shapes=[c["args"]["app_url"] for k, c in cases.items() if "shape" in k])
+    finally:
+        blackhole.close()
+        for thing in stop_later:
+            try:
+                thing.stop()
+            except Exception:  # one failed stop must not leave the others running
+                pass
+
+
+@pytest.fixture(scope="module")
+def flower_runs(ansible, shared_platform, tmp_path_factory):
+    """The Flower cases at -vvv in one ansible-playbook run: the platform's Flower (basic auth,
+    ops / FLOWER_PASSWORD) and one started without auth."""
+    from conftest import FlowerServer, free_port
+    p = shared_platform
+    flower = p["flower"]
+    open_flower = FlowerServer(p["redis"].url, tmp_path_factory.mktemp("open-flower"), auth=False).start()
+    try:
+        def only(url, env=None, **over):
+            args = dict(flower_url=url, timeout=3)
+            args.update(over)
+            return case("system_status", args, env=env)
+
+        cases = {
+            "without auth": only(open_flower.url),
+            "accepted": only(flower.url, flower_user="ops", flower_password=FLOWER_PASSWORD),
+            "rejected": only(flower.url, flower_user="ops", flower_password="Wrong-Flower-Pass-2"),
+            "not given": only(flower.url),
+            "inside the URL": only("http://ops:%s@127.0.0.1:%d/" % (FLOWER_PASSWORD, flower.port)),
+            "down": only("http://ops:Some-Flower-Pass-3@127.0.0.1:%d/" % free_port()),
+        }
+        playbook, runs = run_batch(ansible, cases, verbosity=3)
+        return SimpleNamespace(runs=runs, playbook=playbook, flower=flower, ansible=ansible)
+    finally:
+        open_flower.stop()
+
+
+def test_everything_up_is_ok_with_every_figure(batch, shared_platform):
+    assert batch.runs["verify backups"].rc == 0, batch.runs["verify backups"]
+    r = batch.runs["everything up"]
     assert r.rc == 0, r
     assert r["status"] == "ok", r["problems"]
     c = r["components"]
@@ -98,9 +209,8 @@ def test_everything_up_is_ok_with_every_figure(ansible, shared_platform):
     assert "password" not in c["postgres"]["dsn"]
 
 
-def test_redis_down_is_reported_and_the_others_still_shown(ansible, platform):
-    platform["redis"].stop()
-    r = status(ansible, platform, timeout=2)
+def test_redis_down_is_reported_and_the_others_still_shown(batch):
+    r = batch.runs["redis down"]
     assert r.rc == 0, r
     c = r["components"]
     assert r["status"] == "down"
@@ -110,8 +220,8 @@ def test_redis_down_is_reported_and_the_others_still_shown(ansible, platform):
     assert "redis down" in r["msg"]
 
 
-def test_postgres_wrong_password(ansible, shared_platform):
-    r = status(ansible, shared_platform, pg_password="Wrong-Pg-Pass-42")
+def test_postgres_wrong_password(batch):
+    r = batch.runs["postgres wrong password"]
     assert r.rc == 0
     pg = r["components"]["postgres"]
     assert pg["status"] == "down" and "rejected the password for user postgres" in pg["reason"], pg
@@ -119,42 +229,32 @@ def test_postgres_wrong_password(ansible, shared_platform):
     assert r["components"]["redis"]["status"] == "ok"
 
 
-def test_postgres_down(ansible, shared_platform, blackhole):
-    from conftest import free_port
-    r = status(ansible, shared_platform, pg_port=free_port())
+def test_postgres_down(batch):
+    r = batch.runs["postgres down"]
     pg = r["components"]["postgres"]
     assert pg["status"] == "down" and "refused the connection" in pg["reason"], pg
 
 
-def test_backup_dir_missing_and_failed_verification(ansible, platform, tmp_path):
-    r = status(ansible, platform, backup_dir=str(tmp_path / "nope"))
+def test_backup_dir_missing_and_failed_verification(batch):
+    r = batch.runs["backup dir missing"]
     assert r["components"]["backup"]["status"] == "down" and "does not exist" in r["components"]["backup"]["reason"]
-    (platform["backups"] / "callcenter-2026-11-26.dump.gz").write_bytes(b"broken")
-    ansible.module("backup_verify", dict(path=str(platform["backups"]), metrics_file=str(platform["metrics"]),
-                                         fail_on_invalid=False))
-    r = status(ansible, platform)
+    r = batch.runs["backup verification failed"]
     b = r["components"]["backup"]
     assert b["status"] == "degraded" and "last verification FAILED" in b["reason"], b
 
 
-def test_app_wrong_token_and_app_down(ansible, platform):
-    r = ansible.module("system_status", args_for(platform), env={"CALLCENTER_ADMIN_TOKEN": "bad-token-xyz"})
+def test_app_wrong_token_and_app_down(batch):
+    r = batch.runs["app wrong token"]
     a = r["components"]["app"]
     assert a["status"] == "degraded" and "401" in a["reason"], a
-    platform["app"].stop()
-    r = status(ansible, platform)
+    r = batch.runs["app down"]
     assert r["components"]["app"]["status"] == "down"
     assert r["components"]["celery"]["status"] == "ok"
 
 
 @pytest.mark.parametrize("component", ["app", "postgres", "redis"])
-def test_blackholed_component_costs_only_its_own_timeout(ansible, shared_platform, blackhole, component):
-    over = {"app": dict(app_url="http://127.0.0.1:%d" % blackhole),
-            "postgres": dict(pg_port=blackhole),
-            "redis": dict(broker_url="redis://127.0.0.1:%d/0" % blackhole)}[component]
-    # the celery component reads the same broker, so it shares redis's timeout
-    timeouts = {"redis": 1, "celery": 1} if component == "redis" else {component: 1}
-    r = status(ansible, shared_platform, timeout=5, component_timeouts=timeouts, **over)
+def test_blackholed_component_costs_only_its_own_timeout(batch, component):
+    r = batch.runs["blackholed " + component]
     assert r.rc == 0, r
     assert r["components"][component]["status"] == "down", r["components"][component]
     # well under the 5 s the others may take: its own 1 s governs (a loaded machine adds its share)
@@ -164,19 +264,20 @@ def test_blackholed_component_costs_only_its_own_timeout(ansible, shared_platfor
             assert r["components"][name]["status"] == "ok", (name, r["components"][name])
 
 
-def test_fail_on_down(ansible, platform):
-    platform["app"].stop()
-    r = status(ansible, platform, fail_on="down")
+def test_fail_on_down(batch):
+    r = batch.runs["fail on down"]
     assert r.rc != 0 and "app down" in r["msg"], r
     assert r["components"]["postgres"]["status"] == "ok"
 
 
-def test_playbook_table_and_html_page_in_chromium(ansible, platform, tmp_path):
-    verify_backups(ansible, platform)
-    platform["app"].stop()  # one component down
+
+
+def test_playbook_table_and_html_page_in_chromium(ansible, batch, shared_platform, tmp_path):
+    platform = shared_platform  # its backups verified by the batch; the application: a stopped one
+    assert batch.runs["verify backups"].rc == 0
     page = tmp_path / "status.html"
     extra = {
-        "system_status_app_url": platform["app"].url, "system_status_broker_url": platform["redis"].url,
+        "system_status_app_url": batch.stopped_app.url, "system_status_broker_url": platform["redis"].url,
         "system_status_expected_workers": 2, "system_status_pg_host": "127.0.0.1",
         "system_status_pg_port": platform["postgres"].port, "system_status_pg_password": platform["postgres"].password,
         "system_status_backup_dir": str(platform["backups"]), "system_status_backup_metrics_file": str(platform["metrics"]),
@@ -232,24 +333,14 @@ def test_playbook_table_and_html_page_in_chromium(ansible, platform, tmp_path):
 
 
 # --------------------------------------------------------------------------- Flower auth
-FLOWER_PASSWORD = "Flower-Test-Pass-1"
-
-
-def flower_only(ansible, url, verbosity=0, env=None, **over):
-    args = dict(flower_url=url, timeout=3)
-    args.update(over)
-    return ansible.module("system_status", args, verbosity=verbosity, env=env)
-
-
 def assert_no_secret(r, *secrets):
     for secret in secrets:
         assert secret not in r.output, (secret, r)
         assert secret not in json.dumps(r.result), (secret, r)
 
 
-def test_flower_without_auth_is_degraded_not_ok(ansible, redis_server, flower_factory):
-    open_flower = flower_factory(redis_server.url, auth=False)
-    r = flower_only(ansible, open_flower.url)
+def test_flower_without_auth_is_degraded_not_ok(flower_runs):
+    r = flower_runs.runs["without auth"]
     assert r.rc == 0, r
     f = r["components"]["flower"]
     assert f["status"] == "degraded" and f["auth"] is False, f
@@ -257,51 +348,49 @@ def test_flower_without_auth_is_degraded_not_ok(ansible, redis_server, flower_fa
     assert r["status"] == "degraded" and r["changed"] is False
 
 
-def test_flower_credentials_accepted_rejected_or_not_given(ansible, redis_server, flower_factory):
-    flower = flower_factory(redis_server.url)
-    r = flower_only(ansible, flower.url, flower_user="ops", flower_password=FLOWER_PASSWORD, verbosity=3)
+def test_flower_credentials_accepted_rejected_or_not_given(flower_runs):
+    r = flower_runs.runs["accepted"]
     f = r["components"]["flower"]
     assert f["status"] == "ok" and f["auth"] is True and f["credentials"] == "accepted", f
     assert_no_secret(r, FLOWER_PASSWORD)
 
-    r = flower_only(ansible, flower.url, flower_user="ops", flower_password="Wrong-Flower-Pass-2", verbosity=3)
+    r = flower_runs.runs["rejected"]
     f = r["components"]["flower"]
     assert f["status"] == "degraded" and f["credentials"] == "rejected", f
     assert "Flower rejected the credentials (401)" in f["reason"] and "ops" in f["reason"], f
     assert_no_secret(r, "Wrong-Flower-Pass-2")
 
-    r = flower_only(ansible, flower.url)
+    r = flower_runs.runs["not given"]
     f = r["components"]["flower"]
     assert f["status"] == "ok" and f["auth"] is True and f["credentials"] == "not given", f
 
-    # the environment is the safe way on an ad-hoc command line
-    r = flower_only(ansible, flower.url, env={"FLOWER_USER": "ops", "FLOWER_PASSWORD": FLOWER_PASSWORD})
+    # the environment is the safe way on an ad-hoc command line (ad hoc: a task's own
+    # environment is shown at -vvv, the process's is not)
+    r = flower_runs.ansible.module("system_status", dict(flower_url=flower_runs.flower.url, timeout=3),
+                                   env={"FLOWER_USER": "ops", "FLOWER_PASSWORD": FLOWER_PASSWORD})
     assert r["components"]["flower"]["credentials"] == "accepted", r
     assert_no_secret(r, FLOWER_PASSWORD)
 
 
-def test_flower_credentials_inside_the_url_are_used_but_never_shown(ansible, redis_server, flower_factory):
-    flower = flower_factory(redis_server.url)
-    url = "http://ops:%s@127.0.0.1:%d/" % (FLOWER_PASSWORD, flower.port)
-    r = flower_only(ansible, url, verbosity=3)
+def test_flower_credentials_inside_the_url_are_used_but_never_shown(flower_runs):
+    r = flower_runs.runs["inside the URL"]
     f = r["components"]["flower"]
     assert f["status"] == "ok" and f["auth"] is True and f["credentials"] == "accepted", f
-    assert f["url"] == flower.url and "WITHOUT auth" not in json.dumps(r.result), f
-    assert "flower_url holds credentials" in r.output, r
+    assert f["url"] == flower_runs.flower.url and "WITHOUT auth" not in json.dumps(r.result), f
+    assert "flower_url holds credentials" in r.own_output and "flower_url holds credentials" in r.output, r
     assert_no_secret(r, FLOWER_PASSWORD)
 
 
-def test_flower_down_names_the_url_without_credentials(ansible):
-    from conftest import free_port
-    r = flower_only(ansible, "http://ops:Some-Flower-Pass-3@127.0.0.1:%d/" % free_port())
+def test_flower_down_names_the_url_without_credentials(flower_runs):
+    r = flower_runs.runs["down"]
     f = r["components"]["flower"]
     assert f["status"] == "down" and "refused the connection" in f["reason"], f
     assert "127.0.0.1" in f["reason"]
     assert_no_secret(r, "Some-Flower-Pass-3")
 
 
-def test_playbook_never_writes_flower_or_link_credentials_into_the_page(ansible, redis_server, flower_factory, tmp_path):
-    flower = flower_factory(redis_server.url)
+def test_playbook_never_writes_flower_or_link_credentials_into_the_page(ansible, shared_platform, tmp_path):
+    flower = shared_platform["flower"]  # basic auth: ops / FLOWER_PASSWORD
     page = tmp_path / "status.html"
     extra = {
         "system_status_flower_url": "http://ops:%s@127.0.0.1:%d/" % (FLOWER_PASSWORD, flower.port),
@@ -322,64 +411,42 @@ def test_playbook_never_writes_flower_or_link_credentials_into_the_page(ansible,
 
 
 # --------------------------------------------------------------------------- timeouts
-@pytest.mark.parametrize("args,name", [
-    (dict(timeout="nan"), "timeout"), (dict(component_timeouts={"redis": -2}), "component_timeouts.redis"),
-])
-def test_unusable_timeouts_are_refused_with_a_sentence(ansible, args, name):
-    """Through `ansible -m`; every other refusal of bad options runs in-process in
+@pytest.mark.parametrize("i", range(len(TIMEOUT_REFUSALS)))
+def test_unusable_timeouts_are_refused_with_a_sentence(batch, i):
+    """Through the CLI; every other refusal of bad options runs in-process in
     tests/unit/plugins/modules/test_system_status_args.py."""
-    a = dict(app_url="http://127.0.0.1:9/")
-    a.update(args)
-    r = ansible.module("system_status", a)
+    name = TIMEOUT_REFUSALS[i][1]
+    r = batch.runs["unusable timeout %d" % i]
     assert r.rc != 0, r
     assert r["msg"].startswith(name + " must be"), r["msg"]
     assert "Traceback" not in r.output and "_PyTime_t" not in r.output, r
 
 
 # --------------------------------------------------------------------------- the app's JSON shape
-@pytest.fixture
-def shape_server():
-    """Fixed JSON per path: the application's contract broken on purpose."""
-    from conftest import JsonServer
-    made = []
-
-    def make(routes):
-        made.append(JsonServer(routes))
-        return made[-1]
-    yield make
-    for s in made:
-        s.stop()
-
-
-@pytest.mark.parametrize("ready", [(200, ["ready"]), (503, ["not_ready"]), (200, "ready"), (200, 42)])
-def test_ready_answering_json_that_is_not_an_object_is_a_sentence(ansible, shape_server, ready):
-    app = shape_server({"/health/ready": ready})
-    r = ansible.module("system_status", dict(app_url=app.url, timeout=2))
+@pytest.mark.parametrize("i", range(len(READY_SHAPES)))
+def test_ready_answering_json_that_is_not_an_object_is_a_sentence(batch, i):
+    url = batch.shapes[i]
+    r = batch.runs["ready shape %d" % i]
     a = r["components"]["app"]
     assert a["status"] == "down", a
     assert "where the contract (docs/app-http-contract.md) says an object" in a["reason"], a
-    assert app.url + "/health/ready answered a JSON" in a["reason"], a
+    assert url + "/health/ready answered a JSON" in a["reason"], a
     assert "AttributeError" not in r.output and "Error" not in a["reason"], a
 
 
-@pytest.mark.parametrize("body", [["1.8.2"], {"version": "1.8.2", "uptime_seconds": "a day", "active_calls": 3}])
-def test_system_status_endpoint_breaking_the_contract_is_a_sentence(ansible, shape_server, body):
-    app = shape_server({"/health/ready": (200, {"status": "ready", "checks": {}}), "/admin/system-status": (200, body)})
-    r = ansible.module("system_status", dict(app_url=app.url, timeout=2), env={"CALLCENTER_ADMIN_TOKEN": "t0ken-x"})
+@pytest.mark.parametrize("i", range(len(STATUS_SHAPES)))
+def test_system_status_endpoint_breaking_the_contract_is_a_sentence(batch, i):
+    r = batch.runs["status shape %d" % i]
     a = r["components"]["app"]
     assert a["status"] == "degraded" and "contract (docs/app-http-contract.md)" in a["reason"], a
     assert "Error" not in a["reason"], a
 
 
 @pytest.mark.parametrize("timeout", [2, 3])
-def test_one_of_two_workers_dead_is_degraded_in_time_not_down(ansible, redis_server, celery_factory, timeout):
+def test_one_of_two_workers_dead_is_degraded_in_time_not_down(batch, timeout):
     """ping waits out its reply window for a missing worker: the window must end before the
     component's own deadline, or the answer would be "no answer within Ns" (down, no figures)."""
-    cluster = celery_factory(redis_server.url)
-    cluster.start_workers(names=("w1", "w2"))
-    cluster.workers["w2@harness"].kill()
-    r = ansible.module("system_status", dict(broker_url=redis_server.url, queues=["quality"], timeout=timeout,
-                                             expected_workers=["w1@harness", "w2@harness"]))
+    r = batch.runs["one worker dead %d" % timeout]
     c = r["components"]["celery"]
     assert c["status"] == "degraded" and c["workers_online"] == 1 and c["workers"] == ["w1@harness"], c
     assert c["duration"] <= timeout + 0.25, c

@@ -1,19 +1,25 @@
 """system_status's ``alerts`` component against a real Alertmanager 0.25: what fires, worst
 first, with where, since when, its summary and its runbook; in the table and on the page.
 Fail closed: an Alertmanager that is down, hung or answers something else is ``down``, never
-"nothing firing"."""
+"nothing firing".
+
+The module runs are the tasks of one ansible-playbook run (tests/modbatch.py), each against an
+Alertmanager (or a server) in the state it needs; the playbooks run as operators run them."""
 
 import json
 import re
 import shutil
+import socket
 import subprocess
 import time
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import ALERTS_QUERY, AlertmanagerServer, JsonServer, free_port
+from modbatch import case, run_batch
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 pytestmark = pytest.mark.skipif(not ALERTMANAGER, reason="Alertmanager (Debian package prometheus-alertmanager) "
@@ -40,23 +46,83 @@ def queue_backlog(am):
                            {"summary": "Queue quality holds 812 messages", "runbook_url": BACKLOG_RUNBOOK})
 
 
-def alerts_only(ansible, url, env=None, **over):
+def alerts_only(url, env=None, **over):
     args = dict(alertmanager_url=url, timeout=3)
     args.update(over)
-    return ansible.module("system_status", args, env=env)
+    return case("system_status", args, env=env)
 
 
-def test_nothing_firing_is_ok(ansible, alertmanager):
-    r = alerts_only(ansible, alertmanager.url)
+NOT_ALERTS = [
+    (200, {"status": "success", "data": {"alerts": []}}, "answered a JSON object where Alertmanager's API v2 "
+                                                         "answers a list of alerts"),
+    (200, b"<html>Sign in</html>", "answered something that is not JSON"),
+    (404, b"404 page not found", "answered HTTP 404"),
+]
+
+
+@pytest.fixture(scope="module")
+def batch(ansible, tmp_path_factory):
+    """Every module run of this file in ONE ansible-playbook run (tests/modbatch.py), each
+    against an Alertmanager in the state it needs (nothing, a warning, a critical and a
+    warning, a critical), one that is down, one that never answers, or a server that answers
+    something else."""
+    root = tmp_path_factory.mktemp("alerts")
+    made = []
+
+    def am(name):
+        made.append(AlertmanagerServer(root / name))
+        return made[-1]
+
+    hole = socket.socket()
+    try:
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)  # accepts connections, never answers
+        quiet, warning, both, critical = am("quiet"), am("warning"), am("both"), am("critical")
+        queue_backlog(warning)
+        queue_backlog(both)
+        worker_down(both)
+        worker_down(critical)
+        port = free_port()
+        backups = root / "backups"
+        backups.mkdir()
+        (backups / "callcenter-2026-11-25.dump.gz").write_bytes(b"x")  # any file: the backup card stays readable
+        cases = {
+            "nothing firing": alerts_only(quiet.url),
+            "a warning": alerts_only(warning.url),
+            "a critical and a warning": alerts_only(both.url, fail_on="down"),
+            "critical mapped to degraded": alerts_only(critical.url, alerts_severity_status={"critical": "degraded"}),
+            "critical mapped to fatal": alerts_only(critical.url, alerts_severity_status={"critical": "fatal"}),
+            "url from the environment": case("system_status", dict(timeout=3), env={
+                "ALERTMANAGER_URL": "http://ops:Am-Proxy-Secret-7@127.0.0.1:%d/" % critical.port}),
+            "down": alerts_only("http://127.0.0.1:%d" % port),
+            "hung": case("system_status", dict(alertmanager_url="http://127.0.0.1:%d" % hole.getsockname()[1],
+                                               timeout=5, component_timeouts={"alerts": 1}, backup_dir=str(backups),
+                                               backup_max_age="1000d")),
+        }
+        for i, (status, body, _words) in enumerate(NOT_ALERTS):
+            made.append(JsonServer({None: (status, body)}))
+            cases["not a list %d" % i] = alerts_only(made[-1].url)
+        playbook, runs = run_batch(ansible, cases)
+        yield SimpleNamespace(runs=runs, quiet=quiet, critical=critical, port=port)
+    finally:
+        hole.close()
+        for thing in made:
+            try:
+                thing.stop()
+            except Exception:  # one failed stop must not leave the others running
+                pass
+
+
+def test_nothing_firing_is_ok(batch):
+    r = batch.runs["nothing firing"]
     assert r.rc == 0, r
     a = r["components"]["alerts"]
     assert a["status"] == "ok" and a["count"] == 0 and a["alerts"] == [] and a["reason"] == "", a
-    assert a["url"] == alertmanager.url and r["status"] == "ok"
+    assert a["url"] == batch.quiet.url and r["status"] == "ok"
 
 
-def test_a_warning_firing_degrades_with_where_since_and_runbook(ansible, alertmanager):
-    queue_backlog(alertmanager)
-    r = alerts_only(ansible, alertmanager.url)
+def test_a_warning_firing_degrades_with_where_since_and_runbook(batch):
+    r = batch.runs["a warning"]
     a = r["components"]["alerts"]
     assert a["status"] == "degraded" and a["count"] == 1, a
     assert a["reason"] == "1 alert(s) firing (1 warning): CeleryQueueBacklog (queue=quality)", a
@@ -68,10 +134,8 @@ def test_a_warning_firing_degrades_with_where_since_and_runbook(ansible, alertma
     assert r["status"] == "degraded" and "alerts degraded: 1 alert(s) firing" in r["msg"]
 
 
-def test_a_critical_firing_is_down_and_listed_first(ansible, alertmanager):
-    queue_backlog(alertmanager)
-    worker_down(alertmanager)
-    r = alerts_only(ansible, alertmanager.url, fail_on="down")
+def test_a_critical_firing_is_down_and_listed_first(batch):
+    r = batch.runs["a critical and a warning"]
     assert r.rc != 0, r  # fail_on=down: a critical alert fails the task
     a = r["components"]["alerts"]
     assert a["status"] == "down" and a["count"] == 2, a
@@ -81,26 +145,23 @@ def test_a_critical_firing_is_down_and_listed_first(ansible, alertmanager):
     assert a["reason"].startswith("2 alert(s) firing (1 critical, 1 warning): CeleryWorkerDown"), a
 
 
-def test_the_severity_mapping_is_an_option(ansible, alertmanager):
-    worker_down(alertmanager)
-    r = alerts_only(ansible, alertmanager.url, alerts_severity_status={"critical": "degraded"})
+def test_the_severity_mapping_is_an_option(batch):
+    r = batch.runs["critical mapped to degraded"]
     assert r["components"]["alerts"]["status"] == "degraded", r
-    r = alerts_only(ansible, alertmanager.url, alerts_severity_status={"critical": "fatal"})
+    r = batch.runs["critical mapped to fatal"]
     assert r.rc != 0 and r["msg"] == "alerts_severity_status.critical must be one of ok, degraded, down (got 'fatal')"
 
 
-def test_the_url_comes_from_the_environment_and_is_shown_without_credentials(ansible, alertmanager):
-    worker_down(alertmanager)
-    url = "http://ops:Am-Proxy-Secret-7@127.0.0.1:%d/" % alertmanager.port
-    r = ansible.module("system_status", dict(timeout=3), env={"ALERTMANAGER_URL": url})
+def test_the_url_comes_from_the_environment_and_is_shown_without_credentials(batch):
+    r = batch.runs["url from the environment"]
     a = r["components"]["alerts"]
-    assert a["status"] == "down" and a["count"] == 1 and a["url"] == alertmanager.url, a
+    assert a["status"] == "down" and a["count"] == 1 and a["url"] == batch.critical.url, a
     assert "Am-Proxy-Secret-7" not in r.output and "Am-Proxy-Secret-7" not in json.dumps(r.result)
 
 
-def test_alertmanager_down_is_down_with_a_sentence_never_nothing_firing(ansible):
-    port = free_port()
-    r = alerts_only(ansible, "http://127.0.0.1:%d" % port)
+def test_alertmanager_down_is_down_with_a_sentence_never_nothing_firing(batch):
+    port = batch.port
+    r = batch.runs["down"]
     assert r.rc == 0, r
     a = r["components"]["alerts"]
     assert a["status"] == "down" and "count" not in a and "alerts" not in a, a
@@ -109,13 +170,8 @@ def test_alertmanager_down_is_down_with_a_sentence_never_nothing_firing(ansible)
     assert r["status"] == "down"
 
 
-def test_a_hung_alertmanager_costs_only_its_own_timeout(ansible, blackhole, tmp_path):
-    backups = tmp_path / "backups"
-    backups.mkdir()
-    (backups / "callcenter-2026-11-25.dump.gz").write_bytes(b"x")  # any file: the backup card stays readable
-    r = ansible.module("system_status", dict(alertmanager_url="http://127.0.0.1:%d" % blackhole, timeout=5,
-                                             component_timeouts={"alerts": 1}, backup_dir=str(backups),
-                                             backup_max_age="1000d"))
+def test_a_hung_alertmanager_costs_only_its_own_timeout(batch):
+    r = batch.runs["hung"]
     assert r.rc == 0, r
     a = r["components"]["alerts"]
     assert a["status"] == "down" and "did not answer within 1.0s" in a["reason"], a
@@ -123,18 +179,10 @@ def test_a_hung_alertmanager_costs_only_its_own_timeout(ansible, blackhole, tmp_
     assert r["collect_duration"] < 1 + 0.5, (r["collect_duration"], r["components"])
 
 
-@pytest.mark.parametrize("status,body,words", [
-    (200, {"status": "success", "data": {"alerts": []}}, "answered a JSON object where Alertmanager's API v2 "
-                                                         "answers a list of alerts"),
-    (200, b"<html>Sign in</html>", "answered something that is not JSON"),
-    (404, b"404 page not found", "answered HTTP 404"),
-])
-def test_an_answer_that_is_not_a_list_of_alerts_is_down(ansible, status, body, words):
-    srv = JsonServer({None: (status, body)})
-    try:
-        r = alerts_only(ansible, srv.url)
-    finally:
-        srv.stop()
+@pytest.mark.parametrize("i", range(len(NOT_ALERTS)))
+def test_an_answer_that_is_not_a_list_of_alerts_is_down(batch, i):
+    words = NOT_ALERTS[i][2]
+    r = batch.runs["not a list %d" % i]
     a = r["components"]["alerts"]
     assert a["status"] == "down" and words in a["reason"] and "count" not in a, a
     assert "Traceback" not in r.output
