@@ -73,7 +73,7 @@ def incidents(stack):
 
 
 def test_killed_worker_reaches_telegram_with_its_runbook(stack, incidents):
-    message, seconds = stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT, since=incidents["mark"])
+    message, _seconds = stack.wait_alert("CeleryWorkerDown", LOOP_TIMEOUT, since=incidents["mark"])
     print("kill -9 -> Telegram: %.0f s" % (time.monotonic() - incidents["started"]))
     assert "w1@loop" in message["text"] and "celery-worker-down.html" in message["text"], message
     assert runbook_link_works(message)
@@ -87,7 +87,8 @@ def test_corrupt_backup_reaches_telegram_directly_and_through_alertmanager(stack
     message, seconds = stack.wait_alert("BackupVerificationFailed", LOOP_TIMEOUT, since=incidents["mark"])
     print("corrupt backup -> Telegram: %.0f s" % seconds)
     assert "backup-failed.html" in message["text"] and runbook_link_works(message)
-    direct = [m for m in stack.telegram_messages()[incidents["before_backup"]:] if "Backup verification failed" in m["text"]]
+    direct = [m for m in stack.telegram_messages()[incidents["before_backup"]:]
+              if "Backup verification failed" in m["text"]]
     assert direct and "NOT valid" in direct[0]["text"] and "truncated" in direct[0]["text"], direct
 
 
@@ -104,4 +105,5 @@ def test_healed_incidents_send_their_resolved_messages(stack, incidents):
     alerts = ["CeleryWorkerDown", "BackupVerificationFailed"] + (["CeleryQueueBacklog"] if HAS_CELERY_METRICS else [])
     for alert in alerts:
         _message, seconds = stack.wait_alert(alert, LOOP_TIMEOUT, resolved=True, since=mark)
-        print("heal -> %s resolved: %.0f s (whole loop %.0f s)" % (alert, seconds, time.monotonic() - incidents["started"]))
+        print("heal -> %s resolved: %.0f s (whole loop %.0f s)"
+              % (alert, seconds, time.monotonic() - incidents["started"]))
