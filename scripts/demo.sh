@@ -22,6 +22,36 @@ STACK="$WORK/stack"
 # Its own install of the collection: the test suite reads .work/collections while it runs, and
 # the demo (re)installing there under it would make the suite's playbooks vanish for a moment.
 DEMO_COLLECTIONS="$WORK/collections-demo"
+# demo_collection: the demo's copy of the collection, rebuilt only when the checkout changed since
+# the last build (a fingerprint of every file's path, size and mtime, as the build reads them, in
+# $DEMO_COLLECTIONS/.checkout-stamp): `status`, `incident`, `heal`, `shell` and `env` take a second
+# or two instead of a build each, and still never run an older copy than the checkout.
+demo_collection() {
+    local stamp="$DEMO_COLLECTIONS/.checkout-stamp" now
+    now="$("$VENV/bin/python" - "$REPO" "$WORK" <<'PY'
+import hashlib, os, sys
+repo, work = (os.path.realpath(p) for p in sys.argv[1:3])
+skip = {".work", ".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".tox", ".cache", ".venv", "venv"}
+h = hashlib.sha256()
+for top, dirs, files in os.walk(repo):
+    dirs[:] = sorted(d for d in dirs if d not in skip and os.path.realpath(os.path.join(top, d)) != work)
+    for name in sorted(files):
+        path = os.path.join(top, name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        h.update(("%s %d %d\n" % (os.path.relpath(path, repo), st.st_size, st.st_mtime_ns)).encode())
+print(h.hexdigest())
+PY
+)"
+    if [ -d "$DEMO_COLLECTIONS/ansible_collections/callcenter/ops" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$now" ]; then
+        return 0
+    fi
+    rm -f "$stamp"
+    build_collection "$VENV" "$DEMO_COLLECTIONS"
+    printf '%s\n' "$now" > "$stamp"
+}
 harness() {
     local ports=(--demo-ports)
     [ -z "${DEMO_FREE_PORTS:-}" ] || ports=()
@@ -33,7 +63,7 @@ harness() {
 # The secrets go into the file only, never to the terminal.
 shell_env() {
     [ -f "$STACK/stack.json" ] || { echo "no stack in $STACK: run 'bash scripts/demo.sh' first" >&2; exit 1; }
-    if [ ! -d "$DEMO_COLLECTIONS/ansible_collections/callcenter/ops" ]; then build_collection "$VENV" "$DEMO_COLLECTIONS"; fi
+    demo_collection
     ansible_env "$VENV" "$DEMO_COLLECTIONS"
     "$VENV/bin/python" - "$STACK" "$REPO/tests" <<'PY'
 import json, os, shlex, sys
@@ -91,7 +121,7 @@ case "$cmd" in
     up|status|incident|heal)
         ensure_apt
         ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
-        build_collection "$VENV" "$DEMO_COLLECTIONS"
+        demo_collection
         ansible_env "$VENV" "$DEMO_COLLECTIONS"
         if [ "$cmd" != up ] && [ ! -f "$STACK/stack.json" ]; then
             echo "no stack in $STACK: run 'bash scripts/demo.sh' first" >&2; exit 1

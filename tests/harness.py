@@ -822,12 +822,15 @@ class Stack:
                 pass
         return out
 
-    def wait_alert(self, alertname, timeout, resolved=False):
+    def wait_alert(self, alertname, timeout, resolved=False, since=None):
         """Wait until Alertmanager's Telegram message for ``alertname`` (firing, or resolved) has
-        reached the stand-in; returns (message, seconds). Raises TimeoutError naming what is missing."""
+        reached the stand-in; returns (message, seconds). Raises TimeoutError naming what is missing.
+        ``since``: how many messages came before the ones that count (default: those before the
+        last incident, or before this call when waiting for the resolved message)."""
         started = time.monotonic()
         # Only messages that arrived after the incident (or the heal) count.
-        seen = len(self.telegram_messages()) if resolved else self.state.get("telegram_mark", 0)
+        seen = since if since is not None else (
+            len(self.telegram_messages()) if resolved else self.state.get("telegram_mark", 0))
         deadline = started + timeout
         while time.monotonic() < deadline:
             for m in self.telegram_messages()[seen:]:

@@ -107,6 +107,7 @@ class Env:
     def __init__(self, root, ansible, dumps):
         self.root, self.ansible = root, ansible
         self.things = []
+        self.vaults = {}
         try:
             self.start(dumps)
         except BaseException:
@@ -149,13 +150,19 @@ class Env:
         return thing
 
     def write_secrets(self, redis_password, admin_token):
-        """The vault the runbooks' -e @... reads, encrypted as an operator keeps it."""
+        """The vault the runbooks' -e @... reads, encrypted as an operator keeps it (by ansible-vault,
+        once per content: putting the right secrets back writes the file encrypted the first time)."""
         vault_pass = self.root / "vault-pass"
         vault_pass.write_text("vault-Runbook-Pass-1\n")
         secrets = self.root / "secrets.yml"
+        encrypted = self.vaults.get((redis_password, admin_token))
+        if encrypted is not None:
+            secrets.write_bytes(encrypted)
+            return
         secrets.write_text(yaml.safe_dump({"celery_broker_password": redis_password, "config_reload_app_token": admin_token}))
         subprocess.run([str(BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(vault_pass), str(secrets)],
                        check=True, capture_output=True, env=self.ansible.env)
+        self.vaults[(redis_password, admin_token)] = secrets.read_bytes()
 
     def run_collector(self, password):
         """The celery_metrics collector, installed as its role installs it (module_utils as ccops_*.py)."""
