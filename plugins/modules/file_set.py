@@ -73,7 +73,10 @@ EXAMPLES = r'''
 
 RETURN = r'''
 written:
-  description: Names of the files whose content was written (or would be, in check mode), sorted.
+  description:
+    - Names of the files whose content was written (or would be, in check mode), sorted.
+    - On a failure after the parameter checks (a file that could not be written), the files
+      written before it; these three keys are returned then too.
   returned: always
   type: list
   elements: str
@@ -85,7 +88,7 @@ attributes_set:
   elements: str
   sample: []
 unchanged:
-  description: How many files were left as they were.
+  description: How many files were left as they were (on a failure, of those looked at before it).
   returned: always
   type: int
   sample: 26
@@ -142,8 +145,14 @@ def main():
     not_text = sorted(n for n, c in p["files"].items() if not isinstance(c, str))
     if not_text:
         module.fail_json(msg="every file's content must be text (not for: %s)" % ", ".join(not_text))
+    written, attributes_set, unchanged, diffs = [], [], [], []
+
+    def fail(msg):
+        """A failure after the parameter checks: what was done so far, with the reason."""
+        module.fail_json(msg=msg, written=written, attributes_set=attributes_set, unchanged=len(unchanged))
+
     if os.path.exists(directory) and not os.path.isdir(directory):
-        module.fail_json(msg="path %s exists and is not a directory" % directory)
+        fail("path %s exists and is not a directory" % directory)
 
     changed = False
     if not os.path.isdir(directory):
@@ -152,21 +161,19 @@ def main():
             try:
                 os.makedirs(directory)
             except OSError as e:
-                module.fail_json(msg="could not create the directory %s: %s" % (directory, to_native(e.strerror or e)))
+                fail("could not create the directory %s: %s" % (directory, to_native(e.strerror or e)))
             dir_args = module.load_file_common_arguments(p, path=directory)
             dir_args["mode"] = p["directory_mode"]
             module.set_fs_attributes_if_different(dir_args, False)
 
-    written, attributes_set, diffs = [], [], []
     for name in sorted(p["files"]):
         dest = os.path.join(directory, name)
         data = to_bytes(p["files"][name], errors="surrogate_or_strict")
         try:
             before = current_bytes(dest)
         except (IOError, OSError) as e:
-            module.fail_json(msg="could not read %s: %s" % (dest, to_native(e.strerror or e)))
+            fail("could not read %s: %s" % (dest, to_native(e.strerror or e)))
         if before != data:
-            written.append(name)
             if module._diff:
                 diffs.append(dict(before_header=dest, after_header=dest,
                                   before="" if before is None else to_native(before, errors="surrogate_then_replace"),
@@ -175,16 +182,18 @@ def main():
                 try:
                     write_atomically(module, directory, dest, data)
                 except (IOError, OSError) as e:
-                    module.fail_json(msg="could not write %s: %s" % (dest, to_native(e.strerror or e)), written=written[:-1])
+                    fail("could not write %s: %s" % (dest, to_native(e.strerror or e)))
+            written.append(name)
         if module.check_mode and not os.path.exists(dest):
             continue
         file_args = module.load_file_common_arguments(p, path=dest)
         if module.set_fs_attributes_if_different(file_args, False) and name not in written:
             attributes_set.append(name)
+        elif name not in written:
+            unchanged.append(name)
 
     changed = changed or bool(written) or bool(attributes_set)
-    result = dict(changed=changed, written=written, attributes_set=attributes_set,
-                  unchanged=len(p["files"]) - len(written) - len(attributes_set))
+    result = dict(changed=changed, written=written, attributes_set=attributes_set, unchanged=len(unchanged))
     if diffs:
         result["diff"] = diffs
     module.exit_json(**result)

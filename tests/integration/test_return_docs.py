@@ -228,3 +228,17 @@ def test_system_status_returns_what_it_documents(ansible, celery_stack, fake_app
     assert up["postgres@127.0.0.1:%d" % replica.port]["role"] == "replica"
     assert "sentinel" in by_label["Redis behind Sentinel, a replica gone"]["components"]["redis"]
     check_runs("system_status", runs)
+
+
+def test_file_set_returns_what_it_documents(ansible, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    runs = batch_runs(ansible, "file_set", [
+        ("first write", dict(path=str(tmp_path / "pages"), files={"a.md": "A\n", "b.md": "B\n"}), True),
+        ("nothing to do, check mode", dict(path=str(tmp_path / "pages"), files={"a.md": "A\n", "b.md": "B\n"}),
+         True, dict(check=True)),
+        ("mode only", dict(path=str(tmp_path / "pages"), files={"a.md": "A\n"}, mode="0600"), True),
+        ("path is a file", dict(path=str(blocker), files={"a.md": "A\n"}), True),
+        ("name outside the directory", dict(path=str(tmp_path / "pages"), files={"../x": "X\n"}), False),
+    ])
+    check_runs("file_set", runs)
