@@ -3,10 +3,12 @@ path on systemd is the molecule scenario molecule/backup_verify)."""
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 TOKEN = "999:role-Secret-Token"
+MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 
 
 def role_vars(root, tmp_path, **overrides):
@@ -35,19 +37,6 @@ def role_playbook(tmp_path, **overrides):
         lines.append("        %s: %r" % (k, v))
     pb.write_text("\n".join(lines) + "\n")
     return pb, root
-
-
-def test_cron_scheduler_writes_a_cron_entry_and_no_units(ansible, tmp_path):
-    pb, root = role_playbook(tmp_path, backup_verify_scheduler="cron", backup_verify_cron_schedule="15 5 * * *")
-    r = ansible.playbook(pb, verbosity=1)
-    assert r.rc == 0, r
-    cron = (root / "cron.d" / "callcenter-backup-verify").read_text()
-    assert cron.splitlines()[-1].startswith("15 5 * * * root /usr/bin/python3 ")
-    assert "--env-file" in cron and TOKEN not in cron
-    assert not (root / "systemd" / "callcenter-backup-verify.timer").exists()
-    assert TOKEN not in r.output
-    again = ansible.playbook(pb)
-    assert again.rc == 0 and "changed=0" in again.output, again
 
 
 # Each refusal is one application of the role in one playbook run (ansible.refusals):
@@ -111,6 +100,10 @@ def installed(ansible, tmp_path_factory):
     for name in ("callcenter-backup-verify", "ccops_backup.py", "ccops_backup_archive.py", "ccops_textfile.py",
                  "ccops_params.py"):
         assert (root / "lib" / name).exists(), name
+    # the host files are the collection's module_utils byte for byte (one module run installs them)
+    for name in ("backup", "backup_archive", "textfile", "params", "redact"):
+        assert (root / "lib" / ("ccops_%s.py" % name)).read_bytes() == (MODULE_UTILS / ("%s.py" % name)).read_bytes(), name
+        assert oct((root / "lib" / ("ccops_%s.py" % name)).stat().st_mode & 0o777) == "0o644", name
     return root
 
 
@@ -197,18 +190,23 @@ def test_host_script_memory_stays_bounded_on_a_gzip_bomb(installed, dumps, tmp_p
     assert success_value(tmp_path / "m.prom") == "0"
 
 
-def test_switching_to_cron_removes_the_onsuccess_dropin(ansible, tmp_path):
+def test_switching_to_cron_writes_a_cron_entry_and_removes_the_units_and_the_onsuccess_dropin(ansible, tmp_path):
     pb, root = role_playbook(tmp_path, backup_verify_scheduler="systemd",
                              backup_verify_after_unit="callcenter-backup.service")
     assert ansible.playbook(pb).rc == 0
     dropin = root / "systemd" / "callcenter-backup.service.d" / "callcenter-backup-verify.conf"
     assert "OnSuccess=callcenter-backup-verify.service" in dropin.read_text()
-    pb, root = role_playbook(tmp_path, backup_verify_scheduler="cron",
+    assert (root / "systemd" / "callcenter-backup-verify.timer").exists()
+    pb, root = role_playbook(tmp_path, backup_verify_scheduler="cron", backup_verify_cron_schedule="15 5 * * *",
                              backup_verify_after_unit="callcenter-backup.service")
-    r = ansible.playbook(pb)
+    r = ansible.playbook(pb, verbosity=1)
     assert r.rc == 0, r
     assert not dropin.exists(), "the OnSuccess= drop-in still starts the removed service"
     assert not (root / "systemd" / "callcenter-backup-verify.service").exists()
-    assert (root / "cron.d" / "callcenter-backup-verify").exists()
+    assert not (root / "systemd" / "callcenter-backup-verify.timer").exists()
+    cron = (root / "cron.d" / "callcenter-backup-verify").read_text()
+    assert cron.splitlines()[-1].startswith("15 5 * * * root /usr/bin/python3 ")
+    assert "--env-file" in cron and TOKEN not in cron
+    assert TOKEN not in r.output
     again = ansible.playbook(pb)
     assert again.rc == 0 and "changed=0" in again.output, again

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,6 +20,7 @@ from test_celery_health import publish
 PASSWORD = "s3cret-Pa55"  # the redis_server fixture's
 PROMTOOL = shutil.which("promtool")
 WORKERS = ["w1@harness", "w2@harness"]
+MODULE_UTILS = Path(__file__).resolve().parents[2] / "plugins" / "module_utils"
 
 
 def role_vars(root, **overrides):
@@ -113,6 +115,24 @@ def wait_for_beat(schedule, timeout=30):
     raise AssertionError("beat never ran last_daily_stats")
 
 
+def wait_until(condition, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("after %ds: %s" % (timeout, what))
+        time.sleep(0.1)
+
+
+def lock_held(path):
+    """True when some process holds a flock on ``path`` (its inode is listed in /proc/locks)."""
+    try:
+        inode = os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+    with open("/proc/locks") as fh:
+        return any(line.split()[5].endswith(":%d" % inode) for line in fh if len(line.split()) > 5)
+
+
 # --------------------------------------------------------------------------- the collector as cron runs it
 def test_cron_line_writes_true_queue_lengths_workers_and_beat_runs(ansible, stack, tmp_path):
     redis, cluster = stack
@@ -136,7 +156,7 @@ def test_cron_line_writes_true_queue_lengths_workers_and_beat_runs(ansible, stac
     # prefetched by the busy workers: unacked, not waiting
     publish(redis.url, "quality", 6, task="callcenter_sample.sleep", args=[4])
     wait_for_beat(schedule)
-    time.sleep(1.0)
+    wait_until(lambda: redis.client().hlen("unacked") >= 1, "no worker reserved a quality message")
 
     p = run_cron(root)
     assert p.returncode == 0, p.stdout + p.stderr
@@ -174,11 +194,13 @@ def test_cron_line_writes_true_queue_lengths_workers_and_beat_runs(ansible, stac
     assert value(found, "callcenter_celery_worker_up", worker="w2@harness") == 0
 
 
-def test_redis_down_rewrites_the_file_with_success_0_and_exits_fast(ansible, stack, tmp_path):
-    redis, _cluster = stack
+def test_redis_down_rewrites_the_file_with_success_0_and_exits_fast(ansible, redis_server, tmp_path):
+    redis = redis_server
     # A long timeout: a refused connection must end the run long before it (a loaded machine
     # may need seconds just to start Python, so the bound is half the timeout, not a fixed 2 s).
-    r, root = apply_role(ansible, tmp_path, celery_metrics_broker_url=redis.url, celery_metrics_timeout=20)
+    # No workers are needed for this story: none expected, so ping does not wait for any.
+    r, root = apply_role(ansible, tmp_path, celery_metrics_broker_url=redis.url, celery_metrics_timeout=20,
+                         celery_metrics_expected_workers=0)
     assert r.rc == 0, r
     assert run_cron(root).returncode == 0
     textfile = root / "textfile" / "callcenter_celery.prom"
@@ -225,7 +247,7 @@ def test_a_second_run_while_one_hangs_exits_at_once_and_the_hung_one_fails_close
     first = subprocess.Popen(["sh", "-c", cron_command(root)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
-        time.sleep(0.5)
+        wait_until(lambda: lock_held(root / "run" / "celery-metrics.lock"), "the first run never took the lock")
         second = run_cron(root)
         # the first one waits out its 15 s; the second must not wait for it
         assert second.returncode == 1 and second.duration < 5, (second.returncode, second.duration)
@@ -248,6 +270,10 @@ def installed(ansible, tmp_path_factory):
     for name in ("callcenter-celery-metrics", "ccops_celery_client.py", "ccops_redis_client.py",
                  "ccops_textfile.py", "ccops_params.py"):
         assert (root / "lib" / name).exists(), name
+    # the host files are the collection's module_utils byte for byte (one module run installs them)
+    for name in ("celery_client", "celery_beat", "redis_client", "redact", "textfile", "params"):
+        assert (root / "lib" / ("ccops_%s.py" % name)).read_bytes() == (MODULE_UTILS / ("%s.py" % name)).read_bytes(), name
+        assert oct((root / "lib" / ("ccops_%s.py" % name)).stat().st_mode & 0o777) == "0o644", name
     return root
 
 
@@ -317,26 +343,21 @@ BAD_SETTINGS = [
 ]
 
 
-def test_bad_settings_fail_before_anything_is_written(ansible, tmp_path):
+def test_bad_settings_and_a_python_without_celery_fail_before_anything_is_written(ansible, tmp_path):
     """Each case one application of the role, all in one playbook run (ansible.refusals)."""
-    cases = [role_vars(tmp_path / ("case%d" % i), celery_metrics_broker_password="Never-Shown-1", **overrides)
-             for i, (overrides, _e) in enumerate(BAD_SETTINGS)]
-    r, messages = ansible.refusals("callcenter.ops.celery_metrics", cases, tmp_path)
-    assert r.rc == 0, r
-    for (overrides, expected), msg in zip(BAD_SETTINGS, messages):
-        assert msg and expected in msg, (overrides, expected, msg)
-    assert "Never-Shown-1" not in r.output
-    assert not list(tmp_path.glob("case*")), "a refused case wrote files"
-
-
-def test_a_python_without_celery_is_refused_with_the_fix(ansible, tmp_path):
     bare = tmp_path / "python-bare"
     bare.write_text("#!/bin/sh\nexec /usr/bin/python3 -I -S \"$@\"\n")  # no site-packages: no redis, no celery
     bare.chmod(0o755)
-    r, root = apply_role(ansible, tmp_path, celery_metrics_python=str(bare))
-    assert r.rc != 0
-    assert "cannot run the collector" in r.output and "No module named" in r.output, r
-    assert not root.exists()
+    refused = BAD_SETTINGS + [(dict(celery_metrics_python=str(bare)), "cannot run the collector")]
+    cases = [role_vars(tmp_path / ("case%d" % i), celery_metrics_broker_password="Never-Shown-1", **overrides)
+             for i, (overrides, _e) in enumerate(refused)]
+    r, messages = ansible.refusals("callcenter.ops.celery_metrics", cases, tmp_path)
+    assert r.rc == 0, r
+    for (overrides, expected), msg in zip(refused, messages):
+        assert msg and expected in msg, (overrides, expected, msg)
+    assert "No module named" in messages[-1], messages[-1]  # the fix: which module that Python lacks
+    assert "Never-Shown-1" not in r.output
+    assert not list(tmp_path.glob("case*")), "a refused case wrote files"
 
 
 def test_switching_scheduler_removes_the_other_ones_files(ansible, tmp_path):
