@@ -126,6 +126,8 @@ class Job:
                                      start_new_session=True)
 
     def wait(self, timeout=HARD_TIMEOUT):
+        if hasattr(self, "rc"):  # a job one fixture shares between tests: waited for once
+            return self
         try:
             out = self.proc.communicate(timeout=timeout)[0]
         except subprocess.TimeoutExpired:
@@ -236,9 +238,25 @@ def test_verify_backup_job_valid_and_truncated(ansible, stack, tmp_path):
 
 
 # --------------------------------------------------------------------------- system_status
-def test_system_status_job_healthy_and_unhealthy_with_secrets_in_env_and_extra_vars(ansible, stack, tmp_path):
+@pytest.fixture(scope="module")
+def status_job(ansible, stack, tmp_path_factory):
+    """The healthy system_status job with the secrets in its environment exactly as the AWX
+    credential type injects them (docs/awx/credential_type.yml): one job serves the healthy-job
+    test and the credential test below (the injected environment is secret_env's)."""
+    injected = credential_env(stack)
+    job = Job(ansible, tmp_path_factory.mktemp("awx-status"), "system_status", extravars=status_vars(stack),
+              envvars=injected)
+    job.injected = injected
+    yield job
+    if job.proc.poll() is None:
+        job.wait()
+
+
+def test_system_status_job_healthy_and_unhealthy_with_secrets_in_env_and_extra_vars(ansible, stack, tmp_path,
+                                                                                      status_job):
     env = secret_env(stack)
-    ok = Job(ansible, tmp_path, "system_status", extravars=status_vars(stack), envvars=env)
+    ok = status_job
+    assert ok.injected == env  # the credential injects the secrets this test gives in the environment
     # secrets as extra vars this time (an AWX survey's password fields, or a vault)
     extra = status_vars(stack, system_status_app_url="http://127.0.0.1:9", system_status_broker_url=stack["redis"].url,
                         system_status_pg_password=stack["postgres"].password, system_status_app_token=ADMIN_TOKEN,
@@ -337,7 +355,15 @@ def env_names_read():
     return names
 
 
-def test_credential_type_injects_what_the_playbooks_read_and_a_job_runs_with_exactly_that(ansible, stack, tmp_path):
+def credential_env(stack):
+    """The environment the credential type injects for the stack's secrets."""
+    ctype = yaml.safe_load((REPO / "docs" / "awx" / "credential_type.yml").read_text())
+    inputs = dict(broker_url=stack["redis"].url, pg_password=stack["postgres"].password, admin_token=ADMIN_TOKEN,
+                  flower_user="ops", flower_password=FLOWER_PASSWORD)
+    return dict((k, render(v, inputs)) for k, v in ctype["injectors"]["env"].items())
+
+
+def test_credential_type_injects_what_the_playbooks_read_and_a_job_runs_with_exactly_that(stack, status_job):
     ctype = yaml.safe_load((REPO / "docs" / "awx" / "credential_type.yml").read_text())
     fields = dict((f["id"], f) for f in ctype["inputs"]["fields"])
     env_tpl = ctype["injectors"]["env"]
@@ -351,10 +377,10 @@ def test_credential_type_injects_what_the_playbooks_read_and_a_job_runs_with_exa
         assert fields[secret].get("secret") is True, secret
     assert "extra_vars" not in ctype["injectors"]  # secrets only in the environment
 
-    inputs = dict(broker_url=stack["redis"].url, pg_password=stack["postgres"].password, admin_token=ADMIN_TOKEN,
-                  flower_user="ops", flower_password=FLOWER_PASSWORD)
-    injected = dict((k, render(v, inputs)) for k, v in env_tpl.items())
-    job = run_job(ansible, tmp_path, "system_status", extravars=status_vars(stack), envvars=injected)
+    # the job (status_job, shared with the system_status test) ran with exactly what it injects
+    injected = credential_env(stack)
+    assert status_job.injected == injected and set(injected) == set(env_tpl)
+    job = status_job.wait()
     assert job.rc == 0 and job.status == "successful", job
     for name in ("app", "celery", "redis", "postgres", "flower"):
         assert re.search(r"%s\s+OK" % name, job.stdout), (name, job.stdout[-3000:])

@@ -2,15 +2,21 @@
 Sentinels (``redis-server --sentinel``, down-after 1 s), Celery workers of the sample app
 consuming through ``sentinel://``. celery_health, celery_queue_purge, the celery_metrics
 collector and system_status read the same URL; killing the master during a run ends that run
-within its timeout with a sentence, and the run after the failover reads the new master."""
+within its timeout with a sentence, and the run after the failover reads the new master.
 
+One set for the module: the tests that only read it first, then the failover tests, each
+killing the master it finds; between them the killed node comes back as the new master's
+replica (``restored``), and the last test kills both nodes."""
+
+import contextlib
+import json
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import free_port, wait_for
+from conftest import CeleryCluster, ModuleResult, free_port, run_module, wait_for
 from replication import RedisSentinelSet
 from test_celery_metrics_role import apply_role, run_cron, samples, success, value
 
@@ -18,6 +24,8 @@ PASSWORD = "Redis-Master-Pa55"
 SENTINEL_PASSWORD = "Sentinel-Pa55-9"
 WORKERS = ["w1@harness", "w2@harness"]
 QUEUES = ["quality", "stats", "backlog"]
+# A module run in-process (tests/conftest.py run_module) would read these from the test's environment (the workers need them)
+NO_SENTINEL_ENV = {"CELERY_BROKER_SENTINEL_MASTER": None, "CELERY_BROKER_SENTINEL_PASSWORD": None}
 
 
 def transport_options(rs):
@@ -48,21 +56,75 @@ def ping(rs, names, timeout=1.0):
         app.close()
 
 
+@contextlib.contextmanager
+def running_set(workdir):
+    """Master + replica + 3 Sentinels (both with passwords), two workers on sentinel://; the
+    workers stop first, while their broker still answers, then the Redis set."""
+    rs = RedisSentinelSet(workdir / "redis", password=PASSWORD, sentinel_password=SENTINEL_PASSWORD)
+    cluster = None
+    with pytest.MonkeyPatch.context() as mp:
+        try:
+            rs.start()
+            # the workers' app reads master_name and the Sentinels' password from these (as an app would)
+            mp.setenv("CELERY_BROKER_SENTINEL_MASTER", rs.master_name)
+            mp.setenv("CELERY_BROKER_SENTINEL_PASSWORD", SENTINEL_PASSWORD)
+            cluster = CeleryCluster(rs.url, workdir / "celery", app="callcenter_sample_sentinel")
+            cluster.start_workers(["w1", "w2"], wait=False)
+            wait_for(lambda: ping(rs, WORKERS) == WORKERS, 40, "workers through the Sentinels")
+            yield rs, cluster
+        finally:
+            if cluster:
+                cluster.stop()
+            rs.stop()
+
+
+@pytest.fixture(scope="module")
+def sentinel_set(ansible, tmp_path_factory):  # pylint: disable=unused-argument
+    """One set (and its two workers) for the module. ``ansible`` first, so its environment never
+    holds the Sentinel variables."""
+    with running_set(tmp_path_factory.mktemp("sentinel")) as rs_cluster:
+        yield rs_cluster
+
+
 @pytest.fixture
-def sentinel_stack(tmp_path, celery_factory, monkeypatch):
-    """Master + replica + 3 Sentinels (both with passwords), two workers on sentinel://."""
-    rs = RedisSentinelSet(tmp_path / "redis", password=PASSWORD, sentinel_password=SENTINEL_PASSWORD)
-    try:
-        rs.start()
-        # the workers' app reads master_name and the Sentinels' password from these (as an app would)
-        monkeypatch.setenv("CELERY_BROKER_SENTINEL_MASTER", rs.master_name)
-        monkeypatch.setenv("CELERY_BROKER_SENTINEL_PASSWORD", SENTINEL_PASSWORD)
-        cluster = celery_factory(rs.url, app="callcenter_sample_sentinel")
-        cluster.start_workers(["w1", "w2"], wait=False)
-        wait_for(lambda: ping(rs, WORKERS) == WORKERS, 40, "workers through the Sentinels")
-        yield rs, cluster
-    finally:
-        rs.stop()
+def sentinel_stack(sentinel_set):
+    """The module's set as every test expects it (see ``restored``)."""
+    restored(sentinel_set[0])
+    return sentinel_set
+
+
+def restored(rs):
+    """A master and one replica in sync, every Sentinel agreeing on them, no message in the
+    backlog queue. After a test's failover the killed node is started again as a replica of the
+    new master (as an operator brings a crashed Redis back); ``rs.master`` and ``rs.replicas``
+    then name the nodes' roles now. The failover tests kill the master in turn; the last test of
+    the module kills both nodes."""
+    port = rs.master_port()
+    master = rs.node_on(port)
+    for node in rs.nodes:
+        if node is not master and node.proc.poll() is not None:
+            node.replicaof = port
+            node.start()
+    rs.master = master
+    rs.replicas = [n for n in rs.nodes if n is not master]
+    wait_for(lambda: all(r.client().info("replication").get("master_link_status") == "up" for r in rs.replicas),
+             30, "the replicas in sync with the master on port %d" % port)
+
+    def sentinels_agree():
+        for s in rs.sentinels:
+            c = s.client()
+            m = c.sentinel_master(rs.master_name)
+            replicas = c.sentinel_slaves(rs.master_name)
+            if int(m["port"]) != port or m.get("is_sdown") or m.get("is_odown") or len(replicas) != len(rs.replicas):
+                return False
+            if any(r.get("is_sdown") or r.get("is_disconnected") or int(r["master-port"]) != port for r in replicas):
+                return False
+            if int(m["num-other-sentinels"]) != len(rs.sentinels) - 1:
+                return False
+        return True
+    wait_for(sentinels_agree, 30, "Sentinels that agree on the master on port %d and see its replica up" % port)
+    master.client().delete(*["backlog"] + ["backlog\x06\x16%d" % p for p in (3, 6, 9)])
+    sync_replicas(rs)
 
 
 def args(rs, **over):
@@ -82,6 +144,17 @@ def sync_replicas(rs):
     assert master.client().execute_command("WAIT", len(rs.replicas), 5000) == len(rs.replicas)
 
 
+def test_no_sentinel_answering_is_named_within_the_timeout(ansible, blackhole):
+    url = "sentinel://127.0.0.1:%d;sentinel://127.0.0.1:%d" % (free_port(), blackhole)
+    r = ansible.module("celery_health", dict(broker_url=url, sentinel_master_name="mymaster", timeout=1.5))
+    assert r.rc != 0, r
+    assert "no Redis Sentinel answered" in r["msg"] and "connection refused" in r["msg"], r
+    assert "no answer within 1.5s" in r["msg"], r
+    assert r["duration"] < 2.5, r
+    assert "Traceback" not in r.output
+
+
+# ------------------------------------------------ tests that read the set
 def test_celery_health_and_purge_read_the_master_the_sentinels_name(ansible, sentinel_stack):
     rs, _cluster = sentinel_stack
     publish(rs, "backlog", 7)
@@ -106,8 +179,11 @@ def test_celery_health_and_purge_read_the_master_the_sentinels_name(ansible, sen
     assert r.rc == 0 and "failed=0" in r.output, r
     assert PASSWORD not in r.output and SENTINEL_PASSWORD not in r.output
 
-    r = ansible.module("celery_queue_purge", args(rs, queues=["backlog"]), check=True)
-    assert r.rc == 0 and r["purged"] == {"backlog": 7}, r
+    # check mode in-process (the CLI's --check has its own test in test_celery_purge.py); the purge on the CLI
+    r = run_module("celery_queue_purge", dict(args(rs, queues=["backlog"]), _ansible_check_mode=True),
+                   env=NO_SENTINEL_ENV)
+    assert not r.failed and r["purged"] == {"backlog": 7}, r
+    assert PASSWORD not in json.dumps(dict((k, v) for k, v in r.items() if k != "invocation"))
     r = ansible.module("celery_queue_purge", args(rs, queues=["backlog"]))
     assert r.rc == 0 and r["total"] == 7 and r["broker_master"] == "127.0.0.1:%d" % rs.master.port, r
     assert rs.master.client().llen("backlog") == 0
@@ -126,6 +202,11 @@ def test_a_dead_first_sentinel_costs_no_timeout(ansible, sentinel_stack, blackho
     assert_no_secret(r)
 
 
+# One case on the real CLI (`ansible localhost -m`); the others run the same module in-process
+# (tests/conftest.py run_module) against the same Sentinels: the sentence is the module's.
+ON_THE_CLI = "master name unknown"
+
+
 @pytest.mark.parametrize("case", ["master name unknown", "no sentinel password", "wrong sentinel password",
                                   "no master name"])
 def test_sentinel_problems_are_sentences_within_the_timeout(ansible, sentinel_stack, case):
@@ -135,38 +216,40 @@ def test_sentinel_problems_are_sentences_within_the_timeout(ansible, sentinel_st
             "wrong sentinel password": dict(sentinel_password="Not-The-Sentinel-Pa55"),
             "no master name": dict(sentinel_master_name=None)}[case]
     a = dict((k, v) for k, v in args(rs, **over).items() if v is not None)
-    r = ansible.module("celery_health", a)
-    assert r.rc != 0, r
-    msg = r["msg"]
+    if case == ON_THE_CLI:
+        r = ansible.module("celery_health", a)
+        assert r.rc != 0, r
+        result, output = r.result, r.output
+    else:
+        result = run_module("celery_health", a, env=NO_SENTINEL_ENV)  # a traceback would raise here
+        assert result.failed, result
+        # what the CLI shows at its default verbosity (the tree callback drops "invocation")
+        result = ModuleResult((k, v) for k, v in result.items() if k != "invocation")
+        output = json.dumps(result)
+    msg = result["msg"]
     expected = {"master name unknown": "do not know a master named 'callcenter-typo'",
                 "no sentinel password": "requires a password: give sentinel_password",
                 "wrong sentinel password": "rejected the Sentinel password",
                 "no master name": "give sentinel_master_name (or CELERY_BROKER_SENTINEL_MASTER)"}[case]
     assert expected in msg, msg
-    assert "Traceback" not in r.output
-    assert r.get("duration", 0) < 2, r
-    assert_no_secret(r)
+    assert "Traceback" not in output
+    assert result.get("duration", 0) < 2, result
+    for s in (PASSWORD, SENTINEL_PASSWORD):
+        assert s not in output and s not in str(result), result
 
 
-def test_no_sentinel_answering_is_named_within_the_timeout(ansible, blackhole):
-    url = "sentinel://127.0.0.1:%d;sentinel://127.0.0.1:%d" % (free_port(), blackhole)
-    r = ansible.module("celery_health", dict(broker_url=url, sentinel_master_name="mymaster", timeout=1.5))
-    assert r.rc != 0, r
-    assert "no Redis Sentinel answered" in r["msg"] and "connection refused" in r["msg"], r
-    assert "no answer within 1.5s" in r["msg"], r
-    assert r["duration"] < 2.5, r
-    assert "Traceback" not in r.output
-
-
+# ------------------------------------------------ failovers: each kills the master it finds (the last one both nodes)
 def kill_master_during_ping(rs, proc, timeout=30):
     """Wait until the check's Celery client has declared its reply queue on the master (it is
     in the middle of its ping), then SIGKILL the master; returns (old port, seconds it waited)."""
     master = rs.node_on(rs.master_port())
     client = master.client()
     key = "_kombu.binding.reply.celery.pidbox"
-    before = client.scard(key)
+    # a reply queue of its own (a new member), not a count: on the module's one set earlier clients'
+    # bindings may be removed while the check adds its own
+    before = client.smembers(key)
     started = time.monotonic()
-    wait_for(lambda: client.scard(key) > before or proc.poll() is not None, timeout, "the check's Celery ping")
+    wait_for(lambda: client.smembers(key) - before or proc.poll() is not None, timeout, "the check's Celery ping")
     assert proc.poll() is None, "the check ended before the master could be killed"
     rs.kill_master()
     return master.port, round(time.monotonic() - started, 2)
