@@ -53,11 +53,17 @@ def stopped_afterwards(build):
     try:
         yield make
     finally:
-        for thing in made:
-            try:
-                thing.stop()
-            except Exception:  # one failed stop must not leave the others running
-                pass
+        stop_all(made)
+
+
+def stop_all(things):
+    """Stop every server in ``things``, the last started first; one failed stop must not leave
+    the others running."""
+    for thing in reversed(list(things)):
+        try:
+            thing.stop()
+        except Exception:  # pylint: disable=broad-except
+            pass
 
 
 @pytest.fixture

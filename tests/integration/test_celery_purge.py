@@ -5,6 +5,7 @@ Redis of its own; the playbooks run as operators run them."""
 
 import pytest
 
+from conftest import stop_all
 from modbatch import case, run_batch
 from test_celery_health import publish
 
@@ -64,11 +65,7 @@ def batch(ansible, tmp_path_factory):
         playbook, runs = run_batch(ansible, cases)
         yield runs, servers
     finally:
-        for redis in servers.values():
-            try:
-                redis.stop()
-            except Exception:  # one failed stop must not leave the others running
-                pass
+        stop_all(servers.values())
 
 
 def test_check_mode_counts_and_removes_nothing(batch):

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from conftest import stop_all
 from fake_app import ADMIN_TOKEN, USER_TOKEN
 from modbatch import case, prepare, probe, run_batch
 
@@ -69,11 +70,7 @@ def http(ansible, tmp_path_factory):
         playbook, runs = run_batch(ansible, cases)
         yield SimpleNamespace(apps=apps, runs=runs, playbook=playbook)
     finally:
-        for made in apps.values():
-            try:
-                made.stop()
-            except Exception:  # one failed stop must not leave the others running
-                pass
+        stop_all(apps.values())
 
 
 def test_reload_reports_sections_and_what_needs_a_restart(ansible, fake_app):

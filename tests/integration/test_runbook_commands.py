@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from conftest import (BIN, REPO, AlertmanagerServer, CeleryCluster, FlowerServer, JsonServer, RedisServer, _stop,
-                      free_port, wait_for)
+                      free_port, stop_all, wait_for)
 from fake_app import ADMIN_TOKEN, FakeApp
 from sshhost import SshHost
 
@@ -220,11 +220,7 @@ class Env:
         return p.returncode, p.stdout + p.stderr, time.monotonic() - start
 
     def stop(self):
-        for thing in reversed(self.things):
-            try:
-                thing.stop()
-            except Exception:  # one failed stop must not leave the others running
-                pass
+        stop_all(self.things)
 
 
 @pytest.fixture(scope="module")

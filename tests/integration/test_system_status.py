@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import stop_all
 from fake_app import ADMIN_TOKEN
 from modbatch import case, run_batch
 
@@ -42,13 +43,6 @@ def build_platform(root, started, postgres, dumps):
     started.append(flower)
     return dict(redis=redis, postgres=postgres, backups=backups, metrics=root / "backup.prom", app=app, flower=flower)
 
-
-def stop_all(started):
-    for thing in reversed(started):
-        try:
-            thing.stop()
-        except Exception:  # one failed stop must not leave the others running
-            pass
 
 
 @pytest.fixture(scope="module")
@@ -155,11 +149,7 @@ def batch(ansible, shared_platform, tmp_path_factory):
                               shapes=[c["args"]["app_url"] for k, c in cases.items() if "shape" in k])
     finally:
         blackhole.close()
-        for thing in stop_later:
-            try:
-                thing.stop()
-            except Exception:  # one failed stop must not leave the others running
-                pass
+        stop_all(stop_later)
 
 
 @pytest.fixture(scope="module")

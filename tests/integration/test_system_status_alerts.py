@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ALERTS_QUERY, AlertmanagerServer, JsonServer, free_port
+from conftest import ALERTS_QUERY, AlertmanagerServer, JsonServer, free_port, stop_all
 from modbatch import case, run_batch
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -106,11 +106,7 @@ def batch(ansible, tmp_path_factory):
         yield SimpleNamespace(runs=runs, quiet=quiet, critical=critical, port=port)
     finally:
         hole.close()
-        for thing in made:
-            try:
-                thing.stop()
-            except Exception:  # one failed stop must not leave the others running
-                pass
+        stop_all(made)
 
 
 def test_nothing_firing_is_ok(batch):
