@@ -96,9 +96,11 @@ stage_latest() {
         line="${line%%#*}"; line="${line//[[:space:]]/}"
         [ -n "$line" ] && ids+=("$REPO/tests/integration/$line")
     done < "$REPO/tests/latest-selection.txt"
+    # Two processes, not PYTEST_WORKERS: each one imports and collects every test file, and the
+    # selection's 7 integration files keep two busy; this stage runs beside pytest anyway.
     ( ansible_env "$venv" "$dest"
       CALLCENTER_OPS_COLLECTIONS="$dest" "$venv/bin/python" -m pytest -p no:cacheprovider \
-        -n "$PYTEST_WORKERS" --dist loadfile --no-loadscope-reorder "$REPO/tests/unit" "${ids[@]}" -q -rfE )
+        -n "$(( PYTEST_WORKERS < 2 ? PYTEST_WORKERS : 2 ))" --dist loadfile --no-loadscope-reorder "$REPO/tests/unit" "${ids[@]}" -q -rfE )
 }
 
 ensure_apt
