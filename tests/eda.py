@@ -75,6 +75,7 @@ def inventory(stack):
         "alert_actions_restart_interval": int(eda.get("restart_interval", 1800)),
         "alert_actions_diagnosis_window": int(eda.get("diagnosis_window", 900)),
         "alert_actions_worker_unit": "worker-{short} (harness)",
+        "alert_actions_worker_log_lines": int(eda.get("log_lines", 15)),
         "alert_actions_worker_status_command": " ".join(me + ["status", "{short}"]),
         "alert_actions_worker_log_command": " ".join(me + ["log", "{short}"]),
         "alert_actions_worker_restart_command": " ".join(me + ["restart", "{short}"]),

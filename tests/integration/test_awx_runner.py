@@ -491,7 +491,7 @@ def test_job_templates_name_real_playbooks_and_their_schedules():
 
 
 # --------------------------------------------------------------------------- the alert actions
-# ansible-rulebook runs them through ansible-runner (tests/integration/test_eda.py); AWX may too.
+# ansible-rulebook runs them through ansible-runner (tests/integration/test_alert_loop.py); AWX may too.
 @pytest.mark.parametrize("playbook", DIAGNOSE)
 def test_diagnose_job_posts_its_findings_and_leaks_no_secret(ansible, stack, tmp_path, playbook):
     from telegram_stub import TelegramStub
