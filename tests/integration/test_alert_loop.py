@@ -44,7 +44,8 @@ def stack(ansible):
     eda.enable(s, remediation=False)
     # The incidents come together: with the role's 15 log lines (beat's task every 5 s) and a status
     # table of three failing parts the diagnosis would pass Telegram's 4000 characters, and the
-    # notify step cuts its end ("Done automatically: ..."). 5 lines still end with the harness's "gone".
+    # notify step would cut the findings' end, the log this test reads (what was done and the runbook
+    # stay: test_awx_runner.py checks the cut). 5 lines still end with the harness's "gone".
     s.state["eda"]["log_lines"] = 5
     s.save()
     try:

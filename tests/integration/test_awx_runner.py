@@ -512,3 +512,35 @@ def test_diagnose_job_posts_its_findings_and_leaks_no_secret(ansible, stack, tmp
     secrets = list(stack["secrets"]) + [token]
     assert not [s for s in secrets for m in messages if s in m["text"]]
     assert_no_secret_in_artifacts(job, secrets, env_secrets=[stack["redis"].url] + secrets)
+
+
+def test_a_diagnosis_longer_than_telegram_takes_keeps_what_was_done_and_the_runbook(ansible, stack, tmp_path):
+    """Telegram takes 4096 characters: the findings are cut to fit, never the line saying what was
+    done automatically nor the runbook link; the job output keeps the whole diagnosis."""
+    from telegram_stub import TelegramStub
+    extra = dict(status_vars(stack), alert_actions_audit_log=str(tmp_path / "audit.jsonl"),
+                 alert_actions_worker=stack["nodes"][0], alert_actions_timeout=3,
+                 alert_actions_worker_status_command="echo ActiveState=failed {unit}",
+                 # 40 log lines of 200 characters: twice what a message can hold
+                 alert_actions_worker_log_command="python3 -c \"print(chr(10).join('log line %02d ' % i + 'x' * 186 "
+                                                  "for i in range(40)))\"",
+                 alert_actions_worker_log_lines=40,
+                 alert_actions_alert={"labels": {"alertname": "CeleryWorkerDown", "severity": "critical"},
+                                      "annotations": {"runbook_url": "http://runbooks.example/celery-worker-down.html"}})
+    with TelegramStub() as tg:
+        env = dict(secret_env(stack), CALLCENTER_TELEGRAM_BOT_TOKEN="4242:Long-Message-Token",
+                   CALLCENTER_TELEGRAM_CHAT_ID="77", TELEGRAM_API_URL=tg.url)
+        # the worker's host (w1@harness: harness) in the inventory, so its log is read
+        inventory = "localhost ansible_connection=local ansible_python_interpreter={0}\n" \
+                    "harness ansible_connection=local ansible_python_interpreter={0}\n".format(sys.executable)
+        job = run_job(ansible, tmp_path, "diagnose_worker_down", extravars=extra, envvars=env, inventory=inventory)
+        messages = list(tg.messages)
+    assert job.rc == 0 and job.status == "successful", job
+    text = messages[-1]["text"]
+    assert len(text) <= 4000, len(text)
+    assert "[... cut to fit Telegram; the whole diagnosis is in the job output]" in text, text[-600:]
+    assert "log line 00 " in text and "log line 39 " not in text, text[-600:]
+    lines = text.splitlines()
+    assert lines[-2].startswith("Done automatically: read-only diagnosis.") and \
+        lines[-1] == "Runbook: http://runbooks.example/celery-worker-down.html", lines[-3:]
+    assert "log line 39 " in job.stdout, job.stdout[-2000:]
