@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import threading
 import time
 
 from ansible.module_utils.basic import missing_required_lib
@@ -124,9 +125,11 @@ def probe_celery(url, timeout, p, expected):
     try:
         probe = celery_client.CeleryProbe(url, timeout, p["validate_certs"], p["ca_path"])
         # A missing worker makes ping wait out its whole reply window: collect replies only for
-        # what is left of this component's time (less a reserve for the broker check below), so
-        # it still answers in time - degraded, naming who answered - instead of "no answer".
-        window = max(0.2, timeout - (time.monotonic() - started) - min(1.0, timeout * 0.3))
+        # what is left of this component's time (less a reserve for what follows the window:
+        # kombu's wake-up, the broker check below; 0.6 s was not enough on a loaded 2-core host
+        # at a 2 s timeout), so it still answers in time - degraded, naming who answered -
+        # instead of "no answer". Workers that live answer within milliseconds of the broadcast.
+        window = max(0.2, timeout - (time.monotonic() - started) - min(1.5, timeout * 0.4))
         online = probe.ping(expected, window=window)
         client.ping()  # kombu ends a ping whose connection broke quietly: is the broker still there?
     except redis_client.BrokerError as e:
@@ -136,7 +139,12 @@ def probe_celery(url, timeout, p, expected):
                          queues=queues)
     finally:
         if probe:
-            probe.close()
+            # Closing Celery's connections must not hold up the answer, which has its deadline
+            # (on a loaded host it ate the reserve): a thread of its own does it; the module's
+            # process ends soon after, and what is still open then is closed with it.
+            closer = threading.Thread(target=probe.close, name="status-celery-close")
+            closer.daemon = True
+            closer.start()
     return celery_verdict(online, queues, p, expected)
 
 

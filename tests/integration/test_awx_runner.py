@@ -253,7 +253,7 @@ def status_job(ansible, stack, tmp_path_factory):
 
 
 def test_system_status_job_healthy_and_unhealthy_with_secrets_in_env_and_extra_vars(ansible, stack, tmp_path,
-                                                                                      status_job):
+                                                                                    status_job):
     env = secret_env(stack)
     ok = status_job
     assert ok.injected == env  # the credential injects the secrets this test gives in the environment

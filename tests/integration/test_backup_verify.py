@@ -201,7 +201,7 @@ def test_uncompressed_custom_dump_found_by_magic_not_name(batch):
 
 
 def test_newest_file_in_directory_is_verified(batch):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     r = runs["newest"]
     assert r.rc == 0, r
     assert r["path"] == str(dirs["newest"] / "callcenter-2026-11-25.dump.gz")
@@ -297,7 +297,7 @@ def test_max_age_and_min_size(batch):
 
 
 def test_checksum_sidecar(batch):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     f = dirs["checksum right"] / "callcenter-2026-11-25.dump.gz"
     digest = hashlib.sha256(f.read_bytes()).hexdigest()
     r = runs["checksum right"]
@@ -314,7 +314,7 @@ def test_toc_mode_is_fast_but_misses_truncation(batch):
 
 
 def test_metrics_file_written_atomically_and_check_mode_writes_nothing(batch, dumps):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     r = runs["metrics, check mode"]
     assert r.rc == 0 and r["changed"] is False and list(dirs["metrics, check mode"].iterdir()) == [], r
     r = runs["metrics"]
@@ -327,7 +327,7 @@ def test_metrics_file_written_atomically_and_check_mode_writes_nothing(batch, du
 
 
 def test_failed_verification_still_writes_metrics(batch):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     metrics = dirs["empty file, metrics"] / "backup.prom"
     r = runs["empty file, metrics"]
     assert r.rc == 0 and r["valid"] is False
@@ -385,7 +385,7 @@ def no_traceback(r):
 
 
 def test_fifo_is_refused_at_once_not_opened(batch):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     fifo = dirs["fifo"] / "latest.dump.gz"
     # the old module blocked in open() forever
     r = runs["fifo"]
@@ -396,7 +396,7 @@ def test_fifo_is_refused_at_once_not_opened(batch):
 
 
 def test_directory_whose_newest_match_is_a_fifo_verifies_the_newest_regular_file(batch):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     r = runs["newest is a fifo"]
     assert r.rc == 0 and r["path"] == str(dirs["newest is a fifo"] / "callcenter-2026-11-25.dump.gz"), r
     assert "callcenter-2026-11-26.dump.gz is a FIFO, not a regular file" in r.own_output, r  # a warning
@@ -409,7 +409,7 @@ def test_directory_whose_newest_match_is_a_fifo_verifies_the_newest_regular_file
 def test_file_system_errors_are_failed_checks_with_a_sentence(batch):
     """A symlink loop through the CLI (the other file-system errors run in-process in
     tests/unit/plugins/modules/test_backup_verify_args.py)."""
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     expected = "too many levels of symbolic links"
     r = runs["symlink loop, metrics"]
     no_traceback(r)
@@ -457,7 +457,7 @@ def test_integrity_says_what_protected_the_data(batch):
 
 
 def test_backup_name_with_a_newline_keeps_the_metrics_file_valid(batch):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     r = runs["newline name"]
     assert r.rc == 0, r
     text = (dirs["newline name"] / "m.prom").read_text()
@@ -477,7 +477,7 @@ def promtool():
 @pytest.mark.parametrize("name, valid", [("callcenter-2026-11-25.dump.gz", True), ('night\nly "x".dump.gz', True),
                                          ("cut.dump.gz", False)])
 def test_metrics_file_passes_promtool_check_metrics(batch, promtool, name, valid):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     i = METRICS_NAMES.index((name, valid))
     r = runs["metrics name %d" % i]
     assert r.rc == 0 and r["valid"] is valid, r
@@ -488,7 +488,7 @@ def test_metrics_file_passes_promtool_check_metrics(batch, promtool, name, valid
 
 
 def test_failed_verification_says_why_in_the_metrics(batch):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     f = dirs["half, metrics"] / "cut.dump.gz"
     r = runs["half, metrics"]
     assert r.rc == 0 and r["valid"] is False, r
@@ -506,7 +506,7 @@ def test_timeout_covers_a_pg_restore_that_stops_reading(batch):
 
 
 def test_a_symlinked_backup_reports_the_size_of_the_backup_not_of_the_link(batch):
-    runs, dirs, _ = batch
+    runs, dirs, _unused = batch
     target = dirs["symlinked backup"] / "callcenter-2026-11-25.dump.gz"
     r = runs["symlinked backup"]
     assert r.rc == 0, r

@@ -278,7 +278,7 @@ def one_killed(ansible, tmp_path_factory):
         cluster.start_workers(["w1", "w2"])
         cluster.kill("w2@harness")
         expected = ["w1@harness", "w2@harness"]
-        _, runs = run_batch(ansible, {
+        _playbook, runs = run_batch(ansible, {
             "killed": case("celery_health", dict(broker_url=redis.url, expected_workers=expected, timeout=1)),
             "min_workers": case("celery_health", dict(broker_url=redis.url, expected_workers=expected, min_workers=1,
                                                       timeout=1)),
@@ -320,8 +320,12 @@ def test_busy_prefork_worker_still_answers_and_shows_its_task(ansible, stack):
 def test_busy_solo_worker_does_not_answer(ansible, redis_server, celery_factory):
     cluster = celery_factory(redis_server.url)
     cluster.start_workers(["solo"], queues=["quality"], pool="solo")
-    publish(redis_server.url, "quality", 1, task="callcenter_sample.sleep", args=[8])
-    time.sleep(1.5)
+    # 20 s of work, taken before the check starts (the message reserved: the solo pool runs it at
+    # once), so the check's ping lands while the only process is busy, however slow this machine is.
+    publish(redis_server.url, "quality", 1, task="callcenter_sample.sleep", args=[20])
+    deadline = time.monotonic() + 30
+    while not redis_server.client().hlen("unacked") and time.monotonic() < deadline:
+        time.sleep(0.1)
     r = health(ansible, redis_server, expected_workers=["solo@harness"], timeout=1)
     assert r.rc != 0
     assert r["workers_missing"] == ["solo@harness"]
@@ -456,10 +460,10 @@ def ten_step_backlog(redis, celery_factory, queue="stats"):
 def vvv(ansible, shared_stack):
     """The runs whose whole output at -vvv must hold no password, in one ansible-playbook -vvv."""
     redis = shared_stack[0]
-    _, runs = run_batch(ansible, {
+    _playbook, runs = run_batch(ansible, {
         "password in the URL": case("celery_health", dict(broker_url=redis.url, expected_workers=2)),
         "broker_password": case("celery_health", dict(broker_url="redis://127.0.0.1:%d/0" % redis.port,
-                                                       broker_password=redis.password, expected_workers=2)),
+                                                      broker_password=redis.password, expected_workers=2)),
     }, verbosity=3)
     return redis, runs
 
@@ -475,7 +479,7 @@ def ten_steps(ansible, tmp_path_factory):
         with stopped_afterwards(lambda i, broker_url, app="callcenter_sample":
                                 CeleryCluster(broker_url, root / ("celery%d" % i), app)) as make:
             total = ten_step_backlog(redis, make)
-        _, runs = run_batch(ansible, {
+        _playbook, runs = run_batch(ansible, {
             "celery_health": case("celery_health", dict(broker_url=redis.url, queues=["stats"], min_workers=0,
                                                         timeout=0.5)),
             "system_status": case("system_status", dict(broker_url=redis.url, queues=["stats"], timeout=1)),

@@ -282,8 +282,8 @@ def test_purge_removes_every_one_of_ten_priority_steps(ansible, redis_server, ce
     from test_celery_health import ten_step_backlog
     total = ten_step_backlog(redis_server, celery_factory)
     args = dict(broker_url=redis_server.url, queues=["stats"])
-    _, runs = run_batch(ansible, {"check mode": case("celery_queue_purge", args, check=True),
-                                  "purge": case("celery_queue_purge", args)})
+    _playbook, runs = run_batch(ansible, {"check mode": case("celery_queue_purge", args, check=True),
+                                          "purge": case("celery_queue_purge", args)})
     r = runs["check mode"]
     assert r.rc == 0 and r["purged"] == {"stats": total}, r
     r = runs["purge"]

@@ -48,4 +48,4 @@ def test_deploy_applies_each_role_to_its_group(ansible, tmp_path):
     flower_always = {"Find out whether systemd runs this host", "Decide whether the role manages the service"}
     others = {(role, task) for role, task in ran
               if role not in ("backup_verify", "host_files") and not (role == "flower" and task in flower_always)}
-    assert ("backup_verify" in {role for role, _ in ran}) and not others, (others, only)
+    assert ("backup_verify" in {role for role, _task in ran}) and not others, (others, only)

@@ -45,8 +45,8 @@ ACCEPTED = "Accepted-Secret-Pass-88"
 FIRST = dict(flower_url_prefix="flower", flower_public_url="https://ops.example/flower/",
              flower_basic_auth=[{"user": "ops", "password": ACCEPTED}])
 DOLLAR = "Dollar$HOME-and#hash and space"
-CHANGED = dict(FIRST, flower_basic_auth=[{"user": "ops", "password": DOLLAR}], flower_extra_env={"FLOWER_AUTO_REFRESH": "False"},
-               flower_max_tasks=5000, flower_version="2.2.0")
+CHANGED = {**FIRST, "flower_basic_auth": [{"user": "ops", "password": DOLLAR}],
+           "flower_extra_env": {"FLOWER_AUTO_REFRESH": "False"}, "flower_max_tasks": 5000, "flower_version": "2.2.0"}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def compose(ansible, tmp_path_factory):
     if c["changed"].rc == 0:
         c["changed_compose"] = (flower / "docker-compose.yml").read_text()
     if shutil.which("docker-compose"):
-        c["bad_address"] = play(ansible, root, **dict(CHANGED, flower_address="not an address:x"))
+        c["bad_address"] = play(ansible, root, **{**CHANGED, "flower_address": "not an address:x"})
         c["after_bad_address"] = (flower / "docker-compose.yml").read_text()
     return c
 

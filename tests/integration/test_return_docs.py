@@ -88,7 +88,7 @@ def batch_runs(ansible, module, cases):
     made = {}
     for item in cases:
         made[item[0]] = case(module, item[1], **(item[3] if len(item) > 3 else {}))
-    _, runs = run_batch(ansible, made)
+    _playbook, runs = run_batch(ansible, made)
     return [(item[0], runs[item[0]], item[2]) for item in cases]
 
 

@@ -44,7 +44,6 @@ def build_platform(root, started, postgres, dumps):
     return dict(redis=redis, postgres=postgres, backups=backups, metrics=root / "backup.prom", app=app, flower=flower)
 
 
-
 @pytest.fixture(scope="module")
 def shared_platform(postgres, dumps, tmp_path_factory):
     """One platform for the tests that only read it (each start of two workers and Flower costs
@@ -258,8 +257,6 @@ def test_fail_on_down(batch):
     r = batch.runs["fail on down"]
     assert r.rc != 0 and "app down" in r["msg"], r
     assert r["components"]["postgres"]["status"] == "ok"
-
-
 
 
 def test_playbook_table_and_html_page_in_chromium(ansible, batch, shared_platform, tmp_path):
