@@ -139,7 +139,10 @@ def batch(ansible, shared_platform, tmp_path_factory):
         stop_later.insert(0, cluster)
         cluster.start_workers(names=("w1", "w2"))
         cluster.workers["w2@harness"].kill()
-        for timeout in (2, 3):
+        # 3 s and 5 s: at 2 s a loaded 2-core CI machine (load 5) spent the whole budget before the
+        # ping (imports, connecting; 2.25 s measured), which the module reports, failing closed, as
+        # down "no answer within 2.0s" - right for the host, but not what this test is about.
+        for timeout in (3, 5):
             cases["one worker dead %d" % timeout] = case("system_status", dict(
                 broker_url=redis.url, queues=["quality"], timeout=timeout, expected_workers=["w1@harness", "w2@harness"]))
 
@@ -429,7 +432,7 @@ def test_system_status_endpoint_breaking_the_contract_is_a_sentence(batch, i):
     assert "Error" not in a["reason"], a
 
 
-@pytest.mark.parametrize("timeout", [2, 3])
+@pytest.mark.parametrize("timeout", [3, 5])
 def test_one_of_two_workers_dead_is_degraded_in_time_not_down(batch, timeout):
     """ping waits out its reply window for a missing worker: the window must end before the
     component's own deadline, or the answer would be "no answer within Ns" (down, no figures)."""
