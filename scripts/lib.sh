@@ -47,7 +47,16 @@ ensure_apt() {
 ensure_venv() {
     local dir="$1" py="$2" req="$3" stamp
     stamp="$dir/.requirements.sha256"
+    # One creator at a time (a demo and a test run may start together): the second waits, up to
+    # 15 min, then finds the virtualenv made; never removes one that another run is filling.
+    mkdir -p "$(dirname "$dir")"
+    exec {venv_lock}>"$dir.lock"
+    if ! flock -w 900 "$venv_lock"; then
+        echo "another run has been creating $dir for 15 minutes; stop it or remove $dir.lock's holder" >&2
+        exit 1
+    fi
     if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && sha256sum -c --status "$stamp" 2>/dev/null; then
+        exec {venv_lock}>&-
         return 0
     fi
     log "creating virtualenv $dir ($py, $req)"
@@ -63,6 +72,24 @@ ensure_venv() {
         exit 1
     fi
     (cd "$(dirname "$req")" && sha256sum "$(pwd)/$(basename "$req")") > "$stamp"
+    exec {venv_lock}>&-
+}
+
+# lock_checkout: one test or molecule run per checkout at a time (they rebuild .work/collections,
+# which a running one reads); a second one stops at once and says why. The run's PID is kept in
+# .work/tests.pid (not a lock file descriptor: the servers a run starts would inherit it). The PID
+# read there is only looked up in /proc, never signalled.
+lock_checkout() {
+    local pidf="$WORK/tests.pid" other=""
+    mkdir -p "$WORK"
+    other="$(cat "$pidf" 2>/dev/null || true)"
+    if [[ "$other" =~ ^[0-9]+$ ]] && [ "$other" != "$$" ] && [ -r "/proc/$other/cmdline" ] &&
+       tr '\0' ' ' < "/proc/$other/cmdline" | grep -q -e "scripts/test.sh" -e "scripts/molecule.sh" -e "\.ci/run"; then
+        echo "another scripts/test.sh or scripts/molecule.sh (PID $other) is running in this checkout ($WORK):" \
+             "wait for it to end, or run from another clone (each clone has its own .work)" >&2
+        exit 1
+    fi
+    echo "$$" > "$pidf"
 }
 
 # build_collection VENV DEST: build the collection from this checkout and install it into DEST.

@@ -75,6 +75,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
             *) [ -f "$REPO/molecule/$a/molecule.yml" ] || { echo "no molecule scenario '$a' (have: $(molecule_names))" >&2; exit 2; } ;;
         esac
     done
+    lock_checkout
     ensure_apt
     ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
     build_collection "$VENV" "$COLLECTIONS"

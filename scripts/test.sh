@@ -103,6 +103,7 @@ stage_latest() {
         -n "$(( PYTEST_WORKERS < 2 ? PYTEST_WORKERS : 2 ))" --dist loadfile --no-loadscope-reorder "$REPO/tests/unit" "${ids[@]}" -q -rfE )
 }
 
+lock_checkout
 ensure_apt
 ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
 build_collection "$VENV" "$COLLECTIONS"
