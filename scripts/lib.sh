@@ -56,6 +56,7 @@ ensure_venv() {
         exit 1
     fi
     if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && sha256sum -c --status "$stamp" 2>/dev/null; then
+        install_zipimport_cache "$dir"
         exec {venv_lock}>&-
         return 0
     fi
@@ -72,7 +73,22 @@ ensure_venv() {
         exit 1
     fi
     (cd "$(dirname "$req")" && sha256sum "$(pwd)/$(basename "$req")") > "$stamp"
+    install_zipimport_cache "$dir"
     exec {venv_lock}>&-
+}
+
+# install_zipimport_cache VENV: scripts/zipimport_cache.py into the virtualenv, loaded at every
+# start of its Python by a .pth file; it caches the bytecode of AnsiballZ payloads (each module
+# run compiled ansible.module_utils again) in $CCOPS_ZIPIMPORT_CACHE, set by ansible_env. A copy
+# is replaced only when it differs (other processes may be importing it).
+install_zipimport_cache() {
+    local site
+    site="$("$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    if ! cmp -s "$REPO/scripts/zipimport_cache.py" "$site/ccops_zipimport_cache.py"; then
+        install -m 0644 "$REPO/scripts/zipimport_cache.py" "$site/.ccops_zipimport_cache.py.$$"
+        mv -f "$site/.ccops_zipimport_cache.py.$$" "$site/ccops_zipimport_cache.py"  # atomic for a Python starting now
+    fi
+    [ -f "$site/ccops-zipimport-cache.pth" ] || echo "import ccops_zipimport_cache" > "$site/ccops-zipimport-cache.pth"
 }
 
 # lock_checkout: one test or molecule run per checkout at a time (they rebuild .work/collections,
@@ -127,6 +143,9 @@ ansible_env() {
     export ANSIBLE_PYTHON_INTERPRETER="$venv/bin/python"
     export ANSIBLE_LOCALHOST_WARNING=false
     export ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+    # Module payloads' bytecode, kept between module runs (scripts/zipimport_cache.py).
+    export CCOPS_ZIPIMPORT_CACHE="$WORK/zipimport-cache"
+    mkdir -p -m 0700 "$CCOPS_ZIPIMPORT_CACHE"
     export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-${CI:+1}}"
     [ -n "$ANSIBLE_NOCOLOR" ] || unset ANSIBLE_NOCOLOR
 }
