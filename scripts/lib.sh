@@ -145,7 +145,7 @@ ansible_env() {
     export ANSIBLE_INVENTORY_UNPARSED_WARNING=false
     # Module payloads' bytecode, kept between module runs (scripts/zipimport_cache.py).
     export CCOPS_ZIPIMPORT_CACHE="$WORK/zipimport-cache"
-    mkdir -p -m 0700 "$CCOPS_ZIPIMPORT_CACHE"
+    mkdir -p "$CCOPS_ZIPIMPORT_CACHE" && chmod 0700 "$CCOPS_ZIPIMPORT_CACHE"
     export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-${CI:+1}}"
     [ -n "$ANSIBLE_NOCOLOR" ] || unset ANSIBLE_NOCOLOR
 }
