@@ -24,7 +24,7 @@ description:
   - The directory is created (with O(directory_mode)) when it does not exist, also with an empty
     O(files) (a directory created only when missing; an existing one is left as it is). With only
     O(absent) names (O(files) empty), a missing directory is left missing (nothing to remove).
-  - In check mode nothing is written; the result names the files that would be.
+  - In check mode nothing is written or removed; the result names the files that would be.
 author:
   - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
@@ -33,7 +33,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Writes nothing; names the files that would be written.
+    details: Writes and removes nothing, runs no O(validate) command; names the files that would be written or removed.
   diff_mode:
     support: full
     details: A before/after diff of each file whose content changes.
