@@ -19,9 +19,12 @@ description:
   - A file is replaced (atomically, through a temporary file in the same directory) only when
     its content differs; its mode, owner and group are set when they differ. C(changed) is true
     only when something was written or an attribute was set.
-  - Files in O(path) that are not in O(files) are left alone.
-  - The directory is created (with O(directory_mode)) when it does not exist.
-  - In check mode nothing is written; the result names the files that would be.
+  - Files in O(path) that are not in O(files) are left alone, except those named in O(absent),
+    which are removed in the same run.
+  - The directory is created (with O(directory_mode)) when it does not exist, also with an empty
+    O(files) (a directory created only when missing; an existing one is left as it is). With only
+    O(absent) names (O(files) empty), a missing directory is left missing (nothing to remove).
+  - In check mode nothing is written or removed; the result names the files that would be.
 author:
   - callcenter.ops maintainers (@callcenter-ops)
 extends_documentation_fragment:
@@ -30,7 +33,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Writes nothing; names the files that would be written.
+    details: Writes and removes nothing, runs no O(validate) command; names the files that would be written or removed.
   diff_mode:
     support: full
     details: A before/after diff of each file whose content changes.
@@ -46,11 +49,29 @@ options:
         written as UTF-8).
     type: dict
     required: true
+  absent:
+    description:
+      - Names of files (plain names, as in O(files)) to remove from O(path) in the same run, as
+        M(ansible.builtin.file) with C(state=absent) would, one module run for all of them.
+      - A name that is not there is not an error. A name that is a directory there is refused.
+      - A name may not be in both O(files) and O(absent).
+    type: list
+    elements: str
+    default: []
   mode:
     description:
       - Mode of every file, as for M(ansible.builtin.file).
     type: raw
     default: "0644"
+  validate:
+    description:
+      - A command to check each file's new content before it replaces the file, as for
+        M(ansible.builtin.template); C(%s) is replaced by the path of a temporary file holding
+        that content (the name ends with the file's name), for example C(promtool check rules %s).
+      - Run for every file whose content changes (not for unchanged ones, not in check mode), all of
+        them before anything is written; when one exits non-zero the task fails with the file's name
+        and the command's output, and no file is written, removed, or created.
+    type: str
   directory_mode:
     description:
       - Mode of O(path) when this module creates it. An existing directory keeps its mode.
@@ -69,6 +90,22 @@ EXAMPLES = r'''
       index.md: "{{ lookup('ansible.builtin.template', 'index.md.j2') }}"
       index.html: "{{ lookup('ansible.builtin.template', 'index.html.j2') }}"
     mode: "0644"
+
+- name: Write two rule files, each checked by promtool before it replaces the old one
+  callcenter.ops.file_set:
+    path: /etc/prometheus/rules
+    files:
+      a.rules.yml: "{{ lookup('ansible.builtin.template', 'a.rules.yml.j2') }}"
+      b.rules.yml: "{{ lookup('ansible.builtin.template', 'b.rules.yml.j2') }}"
+    validate: promtool check rules %s
+
+- name: Remove the systemd timer and service (cron runs the job now) in one step
+  callcenter.ops.file_set:
+    path: /etc/systemd/system
+    files: {}
+    absent:
+      - callcenter-celery-metrics.timer
+      - callcenter-celery-metrics.service
 '''
 
 RETURN = r'''
@@ -76,7 +113,7 @@ written:
   description:
     - Names of the files whose content was written (or would be, in check mode), sorted.
     - On a failure after the parameter checks (a file that could not be written), the files
-      written before it; these three keys are returned then too.
+      written (and removed) before it; these four keys are returned then too.
   returned: always
   type: list
   elements: str
@@ -92,6 +129,13 @@ unchanged:
   returned: always
   type: int
   sample: 26
+removed:
+  description:
+    - Names from O(absent) that were there and were removed (or would be, in check mode), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [callcenter-celery-metrics.timer]
 '''
 
 import os
@@ -125,37 +169,81 @@ def write_atomically(module, directory, dest, data):
             os.unlink(tmp)
 
 
+def validate_content(module, command, name, data):
+    """Run the validate command on the new content in a temporary file; fail, naming the file, when it refuses it."""
+    fd, tmp = tempfile.mkstemp(prefix=".file_set.", suffix="-" + name, dir=module.tmpdir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        rc, out, err = module.run_command(command % tmp)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    if rc != 0:
+        said = (to_native(out) + to_native(err)).replace(tmp, name).strip()
+        module.fail_json(msg="failed to validate the new content of %s, so no file was replaced: `%s` exited with %s: %s"
+                             % (name, command % name, rc, said[-2000:] or "(no output)"),
+                         written=[], attributes_set=[], unchanged=0, removed=[])
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
             files=dict(type="dict", required=True),
+            absent=dict(type="list", elements="str", default=[]),
             mode=dict(type="raw", default="0644"),
             directory_mode=dict(type="raw", default="0755"),
+            validate=dict(type="str"),
         ),
         add_file_common_args=True,
         supports_check_mode=True,
     )
     p = module.params
     directory = p["path"]
-    wrong = bad_names(p["files"])
+    wrong = bad_names(list(p["files"]) + list(p["absent"]))
     if wrong:
-        module.fail_json(msg="file names in files must be plain names inside path, without '/' (got: %s)"
+        module.fail_json(msg="file names in files and absent must be plain names inside path, without '/' (got: %s)"
                              % ", ".join(repr(n) for n in wrong))
+    both = sorted(set(p["files"]) & set(p["absent"]))
+    if both:
+        module.fail_json(msg="a file cannot be both written and removed; these names are in files and in absent: %s"
+                             % ", ".join(both))
     not_text = sorted(n for n, c in p["files"].items() if not isinstance(c, str))
     if not_text:
         module.fail_json(msg="every file's content must be text (not for: %s)" % ", ".join(not_text))
-    written, attributes_set, unchanged, diffs = [], [], [], []
+    if p["validate"] is not None and "%s" not in p["validate"]:
+        module.fail_json(msg="validate must contain %%s where the file to check goes (got: %s)" % p["validate"])
+    written, attributes_set, unchanged, removed, diffs = [], [], [], [], []
 
     def fail(msg):
         """A failure after the parameter checks: what was done so far, with the reason."""
-        module.fail_json(msg=msg, written=written, attributes_set=attributes_set, unchanged=len(unchanged))
+        module.fail_json(msg=msg, written=written, attributes_set=attributes_set, unchanged=len(unchanged),
+                         removed=removed)
 
     if os.path.exists(directory) and not os.path.isdir(directory):
         fail("path %s exists and is not a directory" % directory)
 
+    changing = []
+    for name in sorted(p["files"]):
+        dest = os.path.join(directory, name)
+        try:
+            before = current_bytes(dest)
+        except (IOError, OSError) as e:
+            fail("could not read %s: %s" % (dest, to_native(e.strerror or e)))
+        if before != to_bytes(p["files"][name], errors="surrogate_or_strict"):
+            changing.append(name)
+            if module._diff:
+                diffs.append(dict(before_header=dest, after_header=dest,
+                                  before="" if before is None else to_native(before, errors="surrogate_then_replace"),
+                                  after=p["files"][name]))
+
+    if p["validate"] is not None and not module.check_mode:
+        for name in changing:  # every new content is checked before any file (or the directory) is touched
+            validate_content(module, p["validate"], name, to_bytes(p["files"][name], errors="surrogate_or_strict"))
+
     changed = False
-    if not os.path.isdir(directory):
+    if not os.path.isdir(directory) and (p["files"] or not p["absent"]):
         changed = True
         if not module.check_mode:
             try:
@@ -168,19 +256,10 @@ def main():
 
     for name in sorted(p["files"]):
         dest = os.path.join(directory, name)
-        data = to_bytes(p["files"][name], errors="surrogate_or_strict")
-        try:
-            before = current_bytes(dest)
-        except (IOError, OSError) as e:
-            fail("could not read %s: %s" % (dest, to_native(e.strerror or e)))
-        if before != data:
-            if module._diff:
-                diffs.append(dict(before_header=dest, after_header=dest,
-                                  before="" if before is None else to_native(before, errors="surrogate_then_replace"),
-                                  after=p["files"][name]))
+        if name in changing:
             if not module.check_mode:
                 try:
-                    write_atomically(module, directory, dest, data)
+                    write_atomically(module, directory, dest, to_bytes(p["files"][name], errors="surrogate_or_strict"))
                 except (IOError, OSError) as e:
                     fail("could not write %s: %s" % (dest, to_native(e.strerror or e)))
             written.append(name)
@@ -192,8 +271,30 @@ def main():
         elif name not in written:
             unchanged.append(name)
 
-    changed = changed or bool(written) or bool(attributes_set)
-    result = dict(changed=changed, written=written, attributes_set=attributes_set, unchanged=len(unchanged))
+    for name in sorted(set(p["absent"])):
+        dest = os.path.join(directory, name)
+        if not os.path.lexists(dest):
+            continue
+        if os.path.isdir(dest) and not os.path.islink(dest):
+            fail("%s is a directory; absent removes files only" % dest)
+        if module._diff:
+            try:
+                before = current_bytes(dest)
+            except (IOError, OSError):
+                before = None
+            diffs.append(dict(before_header=dest, after_header="%s (absent)" % dest,
+                              before="" if before is None else to_native(before, errors="surrogate_then_replace"),
+                              after=""))
+        if not module.check_mode:
+            try:
+                os.unlink(dest)
+            except (IOError, OSError) as e:
+                fail("could not remove %s: %s" % (dest, to_native(e.strerror or e)))
+        removed.append(name)
+
+    changed = changed or bool(written) or bool(attributes_set) or bool(removed)
+    result = dict(changed=changed, written=written, attributes_set=attributes_set, unchanged=len(unchanged),
+                  removed=removed)
     if diffs:
         result["diff"] = diffs
     module.exit_json(**result)

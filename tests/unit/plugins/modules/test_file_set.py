@@ -63,3 +63,60 @@ def test_content_that_is_not_text_and_a_path_that_is_a_file_are_refused(module_r
     assert r.failed and "exists and is not a directory" in r["msg"], r
     r = module_run("file_set", dict(path=str(tmp_path / "f" / "sub"), files={"a": "x"}))
     assert r.failed and r["msg"].startswith("could not create the directory"), r
+
+
+def test_absent_removes_the_named_files_in_the_same_run_and_only_those(module_run, tmp_path):
+    for name in ("old.timer", "old.service", "keep.txt"):
+        (tmp_path / name).write_text(name)
+    os.symlink(tmp_path / "keep.txt", tmp_path / "old.link")
+    args = dict(path=str(tmp_path), files={"new.conf": "x\n"}, absent=["old.timer", "old.service", "old.link", "gone"])
+    check = module_run("file_set", dict(args, _ansible_check_mode=True, _ansible_diff=True))
+    assert check["changed"] and check["removed"] == ["old.link", "old.service", "old.timer"], check
+    assert (tmp_path / "old.timer").exists() and not (tmp_path / "new.conf").exists()
+    assert {d["before_header"]: d["before"] for d in check["diff"]}[str(tmp_path / "old.timer")] == "old.timer"
+    r = module_run("file_set", args)
+    assert r["changed"] and r["written"] == ["new.conf"] and r["removed"] == ["old.link", "old.service", "old.timer"], r
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt", "new.conf"]
+    again = module_run("file_set", args)
+    assert not again["changed"] and again["removed"] == [] and again["unchanged"] == 1, again
+
+
+def test_absent_alone_leaves_a_missing_directory_missing_and_refuses_directories_and_overlaps(module_run, tmp_path):
+    r = module_run("file_set", dict(path=str(tmp_path / "none"), files={}, absent=["a.timer"]))
+    assert not r["changed"] and r["removed"] == [] and not (tmp_path / "none").exists(), r
+    (tmp_path / "sub").mkdir()
+    r = module_run("file_set", dict(path=str(tmp_path), files={}, absent=["sub"]))
+    assert r.failed and "is a directory" in r["msg"] and (tmp_path / "sub").is_dir(), r
+    r = module_run("file_set", dict(path=str(tmp_path), files={"a": "x"}, absent=["a"]))
+    assert r.failed and "in files and in absent: a" in r["msg"] and not (tmp_path / "a").exists(), r
+    r = module_run("file_set", dict(path=str(tmp_path), files={}, absent=["../escape"]))
+    assert r.failed and "must be plain names inside path" in r["msg"], r
+
+
+def test_an_empty_set_creates_a_missing_directory_and_leaves_an_existing_one_as_it_is(module_run, tmp_path):
+    r = module_run("file_set", dict(path=str(tmp_path / "lock"), files={}, directory_mode="0755"))
+    assert r["changed"] and mode_of(tmp_path / "lock") == 0o755, r
+    os.chmod(tmp_path / "lock", 0o1777)
+    again = module_run("file_set", dict(path=str(tmp_path / "lock"), files={}, directory_mode="0755"))
+    assert not again["changed"] and mode_of(tmp_path / "lock") == 0o1777, again
+
+
+def test_validate_checks_every_changed_file_before_any_is_written(module_run, tmp_path):
+    dest = tmp_path / "rules"
+    ok = {"a.yml": "good: 1\n", "b.yml": "good: 2\n"}
+    check = "/bin/sh -c 'grep -q good %s'"
+    r = module_run("file_set", dict(path=str(dest), files=ok, validate=check))
+    assert r["changed"] and r["written"] == ["a.yml", "b.yml"], r
+    bad = module_run("file_set", dict(path=str(dest), files={"a.yml": "good: 3\n", "b.yml": "bad\n"}, validate=check))
+    assert bad.failed and "failed to validate the new content of b.yml" in bad["msg"] and "no file was replaced" in bad["msg"], bad
+    assert {p.name: p.read_text() for p in dest.iterdir()} == ok
+    out = module_run("file_set", dict(path=str(tmp_path / "new"), files={"c.yml": "x"},
+                                      validate="/bin/sh -c 'echo refused: $0 >&2; exit 3' %s"))
+    assert out.failed and "exited with 3" in out["msg"] and "refused: " in out["msg"] and "c.yml" in out["msg"], out
+    assert not (tmp_path / "new").exists(), "the directory was created although the content was refused"
+    again = module_run("file_set", dict(path=str(dest), files=ok, validate="/bin/false %s"))
+    assert not again["changed"], "unchanged files are not validated"
+    checked = module_run("file_set", dict(path=str(dest), files={"a.yml": "bad\n"}, validate=check, _ansible_check_mode=True))
+    assert checked["changed"] and checked["written"] == ["a.yml"], checked
+    r = module_run("file_set", dict(path=str(dest), files=ok, validate="promtool check rules"))
+    assert r.failed and "validate must contain %s" in r["msg"], r
