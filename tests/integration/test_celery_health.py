@@ -154,8 +154,8 @@ def test_two_workers_answer_at_once_when_expected(batch):
     assert all(w["ping"] and w["active"] == 0 for w in r["workers"])
     assert r["queues"] == {"quality": 0, "stats": 0}
     assert r["changed"] is False
-    # limit=expected: returns long before the 5 s timeout
-    assert r["duration"] < 1.0, r
+    # limit=expected: returns long before the 5 s timeout (half of it: a loaded machine's imports aside)
+    assert r["duration"] < 2.5, r
 
 
 def test_queues_default_to_what_workers_consume(batch):
@@ -193,7 +193,7 @@ def test_redis_down_is_reported_at_once(batch):
     assert r.rc != 0
     assert "refused the connection" in r["msg"] and "127.0.0.1:%d" % batch.port in r["msg"], r
     assert "Traceback" not in r.output
-    assert r["duration"] < 1.0, r
+    assert r["duration"] < 1.5, r  # at once: within half of its 3 s timeout
 
 
 def test_redis_blackholed_is_reported_within_timeout(batch):
