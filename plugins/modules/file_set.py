@@ -136,6 +136,35 @@ removed:
   type: list
   elements: str
   sample: [callcenter-celery-metrics.timer]
+invalid:
+  description: The file whose new content O(validate) refused (no file was written then).
+  returned: when the validate command refused a file
+  type: str
+  sample: alertmanager.yml
+rc:
+  description: Exit status of the O(validate) command that refused the file.
+  returned: when the validate command refused a file
+  type: int
+  sample: 1
+stdout:
+  description: What that command printed (its last 2000 characters; the temporary file's path shown as the file's name).
+  returned: when the validate command refused a file
+  type: str
+stderr:
+  description: Its error output, the same way.
+  returned: when the validate command refused a file
+  type: str
+  sample: "  FAILED: yaml: unmarshal errors"
+stdout_lines:
+  description: RV(stdout) split into lines (added by Ansible).
+  returned: when the validate command refused a file
+  type: list
+  elements: str
+stderr_lines:
+  description: RV(stderr) split into lines (added by Ansible).
+  returned: when the validate command refused a file
+  type: list
+  elements: str
 '''
 
 import os
@@ -180,10 +209,12 @@ def validate_content(module, command, name, data):
         if os.path.exists(tmp):
             os.unlink(tmp)
     if rc != 0:
-        said = (to_native(out) + to_native(err)).replace(tmp, name).strip()
+        out, err = to_native(out).replace(tmp, name), to_native(err).replace(tmp, name)
+        said = (out + err).strip()
         module.fail_json(msg="failed to validate the new content of %s, so no file was replaced: `%s` exited with %s: %s"
                              % (name, command % name, rc, said[-2000:] or "(no output)"),
-                         written=[], attributes_set=[], unchanged=0, removed=[])
+                         written=[], attributes_set=[], unchanged=0, removed=[],
+                         invalid=name, rc=rc, stdout=out[-2000:], stderr=err[-2000:])
 
 
 def main():

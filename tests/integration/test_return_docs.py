@@ -240,5 +240,7 @@ def test_file_set_returns_what_it_documents(ansible, tmp_path):
         ("mode only", dict(path=str(tmp_path / "pages"), files={"a.md": "A\n"}, mode="0600"), True),
         ("path is a file", dict(path=str(blocker), files={"a.md": "A\n"}), True),
         ("name outside the directory", dict(path=str(tmp_path / "pages"), files={"../x": "X\n"}), False),
+        ("refused by validate", dict(path=str(tmp_path / "pages"), files={"a.md": "changed\n"},
+                                     validate="/bin/sh -c 'echo no >&2; exit 1' %s"), True),
     ])
     check_runs("file_set", runs)

@@ -113,6 +113,10 @@ def test_validate_checks_every_changed_file_before_any_is_written(module_run, tm
     out = module_run("file_set", dict(path=str(tmp_path / "new"), files={"c.yml": "x"},
                                       validate="/bin/sh -c 'echo refused: $0 >&2; exit 3' %s"))
     assert out.failed and "exited with 3" in out["msg"] and "refused: " in out["msg"] and "c.yml" in out["msg"], out
+    # what the command said, apart, as template's validate gives it (the alertmanager role's rescue reads it)
+    assert out["invalid"] == "c.yml" and out["rc"] == 3 and out["stdout"] == "", out
+    assert out["stderr"].startswith("refused: ") and out["stderr"].strip().endswith("c.yml"), out
+    assert ".file_set." not in out["stderr"] + out["msg"], "the temporary file's path is shown as the file's name"
     assert not (tmp_path / "new").exists(), "the directory was created although the content was refused"
     again = module_run("file_set", dict(path=str(dest), files=ok, validate="/bin/false %s"))
     assert not again["changed"], "unchanged files are not validated"
