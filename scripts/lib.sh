@@ -154,10 +154,7 @@ ansible_env() {
 # Java 17 runtime. Prints nothing when it is already there; the tests call it too.
 # Next to the main venv, so a run with its own work dir but the shared venv reuses it too.
 EDA_VENV="${CALLCENTER_OPS_EDA_VENV:-$(dirname "$VENV")/venv-eda}"
+# (ensure_venv takes the virtualenv's own lock: a demo and a test run starting together wait for each other.)
 ensure_eda_venv() {
-    mkdir -p "$WORK"
-    (
-        flock 9
-        ensure_venv "$EDA_VENV" /usr/bin/python3 "$REPO/requirements/eda.txt"
-    ) 9>"$WORK/.venv-eda.lock"
+    ensure_venv "$EDA_VENV" /usr/bin/python3 "$REPO/requirements/eda.txt"
 }
