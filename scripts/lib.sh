@@ -56,7 +56,7 @@ ensure_venv() {
         exit 1
     fi
     if [ -x "$dir/bin/python" ] && [ -f "$stamp" ] && sha256sum -c --status "$stamp" 2>/dev/null; then
-        install_zipimport_cache "$dir"
+        install_startup_cache "$dir"
         exec {venv_lock}>&-
         return 0
     fi
@@ -73,22 +73,24 @@ ensure_venv() {
         exit 1
     fi
     (cd "$(dirname "$req")" && sha256sum "$(pwd)/$(basename "$req")") > "$stamp"
-    install_zipimport_cache "$dir"
+    install_startup_cache "$dir"
     exec {venv_lock}>&-
 }
 
-# install_zipimport_cache VENV: scripts/zipimport_cache.py into the virtualenv, loaded at every
-# start of its Python by a .pth file; it caches the bytecode of AnsiballZ payloads (each module
-# run compiled ansible.module_utils again) in $CCOPS_ZIPIMPORT_CACHE, set by ansible_env. A copy
-# is replaced only when it differs (other processes may be importing it).
-install_zipimport_cache() {
+# install_startup_cache VENV: scripts/startup_cache.py into the virtualenv, loaded at every start
+# of its Python by a .pth file; in $CCOPS_STARTUP_CACHE (set by ansible_env) it keeps the bytecode
+# of AnsiballZ payloads (each module run compiled ansible.module_utils again) and ansible-core's
+# parsed YAML data files (each Ansible start parsed them again). A copy is replaced only when it
+# differs (other processes may be importing it).
+install_startup_cache() {
     local site
     site="$("$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-    if ! cmp -s "$REPO/scripts/zipimport_cache.py" "$site/ccops_zipimport_cache.py"; then
-        install -m 0644 "$REPO/scripts/zipimport_cache.py" "$site/.ccops_zipimport_cache.py.$$"
-        mv -f "$site/.ccops_zipimport_cache.py.$$" "$site/ccops_zipimport_cache.py"  # atomic for a Python starting now
+    if ! cmp -s "$REPO/scripts/startup_cache.py" "$site/ccops_startup_cache.py"; then
+        install -m 0644 "$REPO/scripts/startup_cache.py" "$site/.ccops_startup_cache.py.$$"
+        mv -f "$site/.ccops_startup_cache.py.$$" "$site/ccops_startup_cache.py"  # atomic for a Python starting now
     fi
-    [ -f "$site/ccops-zipimport-cache.pth" ] || echo "import ccops_zipimport_cache" > "$site/ccops-zipimport-cache.pth"
+    [ -f "$site/ccops-startup-cache.pth" ] || echo "import ccops_startup_cache" > "$site/ccops-startup-cache.pth"
+    rm -f "$site/ccops-zipimport-cache.pth" "$site/ccops_zipimport_cache.py"  # its name until 2026-11
 }
 
 # lock_checkout: one test or molecule run per checkout at a time (they rebuild .work/collections,
@@ -143,9 +145,10 @@ ansible_env() {
     export ANSIBLE_PYTHON_INTERPRETER="$venv/bin/python"
     export ANSIBLE_LOCALHOST_WARNING=false
     export ANSIBLE_INVENTORY_UNPARSED_WARNING=false
-    # Module payloads' bytecode, kept between module runs (scripts/zipimport_cache.py).
-    export CCOPS_ZIPIMPORT_CACHE="$WORK/zipimport-cache"
-    mkdir -p "$CCOPS_ZIPIMPORT_CACHE" && chmod 0700 "$CCOPS_ZIPIMPORT_CACHE"
+    # Module payloads' bytecode and ansible-core's parsed data files, kept between runs
+    # (scripts/startup_cache.py).
+    export CCOPS_STARTUP_CACHE="$WORK/startup-cache"
+    mkdir -p "$CCOPS_STARTUP_CACHE" && chmod 0700 "$CCOPS_STARTUP_CACHE"
     export ANSIBLE_NOCOLOR="${ANSIBLE_NOCOLOR:-${CI:+1}}"
     [ -n "$ANSIBLE_NOCOLOR" ] || unset ANSIBLE_NOCOLOR
 }

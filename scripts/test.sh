@@ -33,7 +33,7 @@ PASSED=()
 # Test files run on this many processes (pytest-xdist, one file per process at a time, so a
 # module's stack stays in one process). Most of a test's time is spent waiting on real servers:
 # on 2 cores, 2 processes kept the CPU 65 % busy. Since module runs stopped recompiling their
-# payload (scripts/zipimport_cache.py) 3 processes left it ~150 % busy, waiting on servers: 4 fill
+# payload (scripts/startup_cache.py) 3 processes left it ~150 % busy, waiting on servers: 4 fill
 # it (186 % busy, the whole command 11:00; with 3: 13:19, another job beside it).
 PYTEST_WORKERS="${CCOPS_PYTEST_WORKERS:-$(( $(nproc) < 2 ? 2 : 4 ))}"
 
