@@ -126,11 +126,11 @@ def dumps(postgres, tmp_path_factory):
 # --no-loadscope-reorder and this order applies: the longest files (wall time of one run on
 # 2 cores, longest first) start first, every other file after them in its usual order.
 LONGEST_FIRST = (
-    "test_alert_loop.py", "test_celery_metrics_role.py", "test_runbook_commands.py", "test_demo.py",
+    "test_alert_loop.py", "test_celery_metrics_role.py", "test_runbook_commands.py",
     "test_awx_runner.py", "test_celery_health.py", "test_prometheus_alerts_role.py", "test_system_status.py",
     "test_sentinel.py", "test_alertmanager_role.py", "test_flower_role.py", "test_celery_purge.py",
     "test_return_docs.py", "test_deploy_playbook.py", "test_packaging.py", "test_backup_verify.py",
-    "test_backup_verify_role.py", "test_config_reload.py",
+    "test_backup_verify_role.py", "test_config_reload.py", "test_alert_actions.py",
 )
 
 

@@ -426,7 +426,7 @@ DEMO_PORTS = dict(redis=16379, postgres=15432, flower=15555, app=18080, telegram
 # Timings short enough that an alert loop takes a minute or two; production keeps the roles'
 # defaults (worker_down_for 5m, Flower purge_offline_workers 300 s, ...).
 FAST = dict(scrape_interval="2s", worker_down_for="20s", queue_backlog=20, queue_backlog_for="10s",
-            flower_purge_offline_workers=10, metrics_every=5, group_wait="2s", group_interval="10s")
+            flower_purge_offline_workers=10, metrics_every=10, group_wait="2s", group_interval="10s")
 WORKERS = ("w1", "w2")
 QUEUES = ("quality", "stats")
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter") or "prometheus-node-exporter"
