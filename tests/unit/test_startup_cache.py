@@ -32,14 +32,19 @@ def payload(tmp_path, name, value):
     return path
 
 
-def run(zip_path, cache):
+def python(code, arg, cache):
+    """A new interpreter that loads the cache as the .pth file does (``cache`` None: no directory
+    named), runs ``code`` with ``arg``, and returns what it printed."""
     env = dict(os.environ)
     env.pop("CCOPS_STARTUP_CACHE", None)
     if cache is not None:
         env["CCOPS_STARTUP_CACHE"] = str(cache)
-    p = subprocess.run([sys.executable, "-c", RUN, str(SCRIPT), str(zip_path)], env=env, capture_output=True,
-                       text=True, check=True)
-    return p.stdout.splitlines()
+    return subprocess.run([sys.executable, "-c", code, str(SCRIPT), str(arg)], env=env, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def run(zip_path, cache):
+    return python(RUN, zip_path, cache).splitlines()
 
 
 def test_cached_code_is_the_zips_own_and_names_the_zip_it_came_from(tmp_path):
@@ -97,13 +102,7 @@ print(json.dumps(out, default=str))
 
 
 def yaml_run(doc_path, cache):
-    env = dict(os.environ)
-    env.pop("CCOPS_STARTUP_CACHE", None)
-    if cache is not None:
-        env["CCOPS_STARTUP_CACHE"] = str(cache)
-    p = subprocess.run([sys.executable, "-c", YAML_RUN, str(SCRIPT), str(doc_path)], env=env, capture_output=True,
-                       text=True, check=True)
-    return json.loads(p.stdout)
+    return json.loads(python(YAML_RUN, doc_path, cache))
 
 
 def big_yaml(tmp_path, value):
