@@ -158,7 +158,6 @@ def test_readme_examples_run_verbatim_in_the_demo_shell(demo, tmp_path):
     assert not list(tmp_path.glob("*.html")), list(tmp_path.iterdir())
 
 
-
 # ----------------------------------------------------------------- the whole stack
 def runbook_link_works(message):
     href = message["text"].split('<a href="', 1)[1].split('"', 1)[0]
