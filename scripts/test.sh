@@ -77,13 +77,20 @@ stage_molecule() {
     molecule_scenarios ${MOLECULE_SCENARIOS[@]+"${MOLECULE_SCENARIOS[@]}"}
 }
 
-stage_latest() {
-    # The newest ansible-core needs Python >= 3.12; Debian 12 has 3.11, pyenv machines have more.
-    local py=""
+# latest_python: a Python >= 3.12 for the newest ansible-core (Debian 12 has 3.11, pyenv machines
+# have more); prints nothing when there is none.
+latest_python() {
+    local cand
     for cand in /root/.pyenv/versions/3.13*/bin/python3.13 /root/.pyenv/versions/3.12*/bin/python3.12 \
                 /usr/bin/python3.13 /usr/bin/python3.12; do
-        [ -x "$cand" ] && "$cand" -c 'import venv, ensurepip' 2>/dev/null && { py="$cand"; break; }
+        [ -x "$cand" ] && "$cand" -c 'import venv, ensurepip' 2>/dev/null && { echo "$cand"; return 0; }
     done
+    return 0
+}
+
+stage_latest() {
+    local py
+    py="$(latest_python)"
     if [ -z "$py" ]; then log "no Python >= 3.12 here: skipping the ansible-core 2.21 run"; return 0; fi
     local venv="$WORK/venv-latest" dest="$WORK/collections-latest"
     ensure_venv "$venv" "$py" "$REPO/requirements/test-latest.txt"
@@ -107,6 +114,19 @@ stage_latest() {
 
 lock_checkout
 ensure_apt
+# The other virtualenvs a first run needs (ansible-rulebook's for the alert loop's tests, the
+# newest ansible-core's) are made beside the main one, at a lower priority (the main one starts
+# everything else): made after it, they kept one core idle for half a minute on a fresh clone.
+# Each is made under its own lock: the test or stage that needs one waits for it, or makes it
+# and reports pip's error itself if this attempt failed (its output: .work/prepare-venvs.log).
+has_stage() { [[ " ${STAGES[*]} " == *" $1 "* ]]; }
+PREPARE_LOG="$WORK/prepare-venvs.log"
+mkdir -p "$WORK" && : > "$PREPARE_LOG"
+if has_stage pytest; then (renice -n 10 -p "$BASHPID" >/dev/null; ensure_eda_venv >> "$PREPARE_LOG" 2>&1 || true) & fi
+if has_stage latest && [ -n "$(latest_python)" ]; then
+    (renice -n 10 -p "$BASHPID" >/dev/null
+     ensure_venv "$WORK/venv-latest" "$(latest_python)" "$REPO/requirements/test-latest.txt" >> "$PREPARE_LOG" 2>&1 || true) &
+fi
 ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
 build_collection "$VENV" "$COLLECTIONS"
 ansible_env "$VENV" "$COLLECTIONS"
