@@ -89,8 +89,7 @@ latest_python() {
 }
 
 stage_latest() {
-    local py
-    py="$(latest_python)"
+    local py="$LATEST_PYTHON"
     if [ -z "$py" ]; then log "no Python >= 3.12 here: skipping the ansible-core 2.21 run"; return 0; fi
     local venv="$WORK/venv-latest" dest="$WORK/collections-latest"
     ensure_venv "$venv" "$py" "$REPO/requirements/test-latest.txt"
@@ -120,12 +119,14 @@ ensure_apt
 # Each is made under its own lock: the test or stage that needs one waits for it, or makes it
 # and reports pip's error itself if this attempt failed (its output: .work/prepare-venvs.log).
 has_stage() { [[ " ${STAGES[*]} " == *" $1 "* ]]; }
+LATEST_PYTHON=""
+if has_stage latest; then LATEST_PYTHON="$(latest_python)"; fi
 PREPARE_LOG="$WORK/prepare-venvs.log"
 mkdir -p "$WORK" && : > "$PREPARE_LOG"
 if has_stage pytest; then (renice -n 10 -p "$BASHPID" >/dev/null; ensure_eda_venv >> "$PREPARE_LOG" 2>&1 || true) & fi
-if has_stage latest && [ -n "$(latest_python)" ]; then
+if [ -n "$LATEST_PYTHON" ]; then
     (renice -n 10 -p "$BASHPID" >/dev/null
-     ensure_venv "$WORK/venv-latest" "$(latest_python)" "$REPO/requirements/test-latest.txt" >> "$PREPARE_LOG" 2>&1 || true) &
+     ensure_venv "$WORK/venv-latest" "$LATEST_PYTHON" "$REPO/requirements/test-latest.txt" >> "$PREPARE_LOG" 2>&1 || true) &
 fi
 ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
 build_collection "$VENV" "$COLLECTIONS"

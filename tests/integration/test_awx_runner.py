@@ -111,7 +111,7 @@ class Job:
         (self.pdd / "inventory" / "hosts").write_text(inventory or (
             "localhost ansible_connection=local ansible_python_interpreter=%s\n" % sys.executable))
         env = dict((k, ansible.env[k]) for k in ("ANSIBLE_COLLECTIONS_PATH", "ANSIBLE_HOME", "PATH"))
-        # the test virtualenv's bytecode cache for module payloads (scripts/startup_cache.py), when on
+        # the test virtualenv's start-up caches (payload bytecode, parsed YAML: scripts/startup_cache.py), when on
         env.update((k, ansible.env[k]) for k in ("CCOPS_STARTUP_CACHE",) if k in ansible.env)
         env.update(ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1", **(envvars or {}))
         (self.pdd / "env" / "envvars").write_text(json.dumps(env))
