@@ -10,8 +10,9 @@ ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
 # that run makes its playbooks "could not be found" for a moment.
 build_collection "$VENV" "$WORK/collections-bench"
 ansible_env "$VENV" "$WORK/collections-bench"
-# Measured as on users' hosts: every module run compiles its payload (no scripts/startup_cache.py).
-unset CCOPS_STARTUP_CACHE
+# Measured as on users' hosts: every module run compiles its payload (no scripts/startup_cache.py),
+# and Ansible's own defaults (no scripts/ansible.cfg).
+unset CCOPS_STARTUP_CACHE ANSIBLE_CONFIG
 for b in "$REPO"/tests/bench/bench_*.py; do
     if [ $# -gt 0 ] && [[ "$(basename "$b")" != *"$1"* ]]; then continue; fi
     log "$(basename "$b")"

@@ -145,6 +145,8 @@ ansible_env() {
     export ANSIBLE_PYTHON_INTERPRETER="$venv/bin/python"
     export ANSIBLE_LOCALHOST_WARNING=false
     export ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+    # This checkout's settings (scripts/ansible.cfg), never the machine's ansible.cfg.
+    export ANSIBLE_CONFIG="$REPO/scripts/ansible.cfg"
     # Module payloads' bytecode and ansible-core's parsed data files, kept between runs
     # (scripts/startup_cache.py).
     export CCOPS_STARTUP_CACHE="$WORK/startup-cache"

@@ -244,6 +244,8 @@ class Ansible:
             ANSIBLE_RETRY_FILES_ENABLED="false",
             PATH="%s:%s" % (BIN, os.environ.get("PATH", "")),
         )
+        # this checkout's settings, never the machine's ansible.cfg (scripts/lib.sh sets the same)
+        self.env.setdefault("ANSIBLE_CONFIG", str(REPO / "scripts" / "ansible.cfg"))
         self.home = Path(home)
 
     def module(self, name, args, check=False, verbosity=0, timeout=120, env=None):
