@@ -13,10 +13,12 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -117,6 +119,21 @@ def dumps(postgres, tmp_path_factory):
     with open(d / "plain.sql", "rb") as src, gzip.open(d / "plain.sql.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
     return d
+
+
+# --------------------------------------------------------------------------- stopped by SIGTERM
+def _terminated(signum, frame):  # pylint: disable=unused-argument
+    """SIGTERM (a CI timeout, `kill` of scripts/test.sh's process group) ends the run the way
+    Ctrl-C does: pytest tears the fixtures down, so the servers they started in sessions of their
+    own (redis-server, PostgreSQL, Celery, Flower, Prometheus...) are stopped, not left running.
+    A second SIGTERM kills at once."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config):  # pylint: disable=unused-argument
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminated)
 
 
 # --------------------------------------------------------------------------- longest files first
@@ -246,6 +263,8 @@ class Ansible:
         )
         # this checkout's settings, never the machine's ansible.cfg (scripts/lib.sh sets the same)
         self.env.setdefault("ANSIBLE_CONFIG", str(REPO / "scripts" / "ansible.cfg"))
+        # SSH connections' ControlPersist sockets in this run's home, not in ~/.ansible/cp
+        self.env.setdefault("ANSIBLE_SSH_CONTROL_PATH_DIR", str(Path(home) / "cp"))
         self.home = Path(home)
 
     def module(self, name, args, check=False, verbosity=0, timeout=120, env=None):
@@ -310,7 +329,12 @@ class Ansible:
 
 @pytest.fixture(scope="session")
 def ansible(collections_path, tmp_path_factory):
-    return Ansible(collections_path, tmp_path_factory.mktemp("ansible-home"))
+    a = Ansible(collections_path, tmp_path_factory.mktemp("ansible-home"))
+    yield a
+    # SSH masters kept open by ControlPersist end with the run, not 60 s after it
+    for sock in (a.home / "cp").glob("*"):
+        subprocess.run(["ssh", "-O", "exit", "-o", "ControlPath=%s" % sock, "x"], capture_output=True, timeout=10,
+                       check=False, stdin=subprocess.DEVNULL)
 
 
 # --------------------------------------------------------------------------- the application (stand-in)
