@@ -156,12 +156,14 @@ run_stages_to_files() {
     for s in "$@"; do
         start=$SECONDS
         if "stage_$s" > "$LANE_DIR/$s.log" 2>&1; then echo 0 > "$LANE_DIR/$s.rc"; else echo 1 > "$LANE_DIR/$s.rc"; fi
-        echo $((SECONDS - start)) > "$LANE_DIR/$s.secs"
+        echo "$((SECONDS - start))s from +${start}s" > "$LANE_DIR/$s.secs"
     done
 }
 
-record() {  # record STAGE RC SECONDS
-    if [ "$2" = 0 ]; then PASSED+=("$1 ($3s)"); else FAILED+=("$1 ($3s)"); fi
+# Each stage's seconds, and when it started (seconds since this script did): beside pytest,
+# whether the lane or pytest ended last is what to shorten.
+record() {  # record STAGE RC "SECONDS"
+    if [ "$2" = 0 ]; then PASSED+=("$1 ($3)"); else FAILED+=("$1 ($3)"); fi
 }
 
 BESIDE=()
@@ -176,19 +178,21 @@ if [ ${#BESIDE[@]} -gt 0 ]; then
     LANE_PID=$!
     set +m
     start=$SECONDS
-    if stage_pytest; then record pytest 0 $((SECONDS - start)); else record pytest 1 $((SECONDS - start)); fi
+    if stage_pytest; then rc=0; else rc=1; fi
+    record pytest "$rc" "$((SECONDS - start))s from +${start}s"
     wait "$LANE_PID" || true
     LANE_PID=""
     for s in "${BESIDE[@]}"; do
         log "stage: $s (ran beside pytest)"
         cat "$LANE_DIR/$s.log" 2>/dev/null
-        record "$s" "$(cat "$LANE_DIR/$s.rc" 2>/dev/null || echo 1)" "$(cat "$LANE_DIR/$s.secs" 2>/dev/null || echo 0)"
+        record "$s" "$(cat "$LANE_DIR/$s.rc" 2>/dev/null || echo 1)" "$(cat "$LANE_DIR/$s.secs" 2>/dev/null || echo 0s)"
     done
 else
     for s in "${STAGES[@]}"; do
         log "stage: $s"
         start=$SECONDS
-        if "stage_$s"; then record "$s" 0 $((SECONDS - start)); else record "$s" 1 $((SECONDS - start)); fi
+        if "stage_$s"; then rc=0; else rc=1; fi
+        record "$s" "$rc" "$((SECONDS - start))s from +${start}s"
     done
 fi
 
