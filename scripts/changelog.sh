@@ -15,7 +15,7 @@ req="$WORK/changelog-requirements.txt"
 printf '%s\n' "${CHANGELOG_TOOLS[@]}" > "$req.new"
 cmp -s "$req.new" "$req" 2>/dev/null || mv "$req.new" "$req"
 rm -f "$req.new"
-ensure_venv "$tools" /usr/bin/python3 "$req"
+ensure_venv "$tools" /usr/bin/python3 "$req" "$VENV"  # installed by the main venv's pip
 export PATH="$tools/bin:$PATH"
 
 (cd "$REPO" && antsibull-changelog lint)

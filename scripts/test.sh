@@ -54,14 +54,24 @@ stage_sanity() {
     pipver="$(grep -oP "pip='\K[0-9.]+" "$VENV"/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py | head -1)"
     cache="$HOME/.ansible/test/cache/get_pip_${pipver//./_}.py"
     mkdir -p "$(dirname "$cache")"
-    cat > "$cache" <<'PY'
-# Stand-in for pip's get-pip.py (no download here): ensurepip, then install what was asked.
+    # The test venv's pip installs what was asked into ansible-test's new virtualenv (pip
+    # --python): ensurepip first (pip and setuptools) then that install cost ~6 CPU-s more for
+    # each of its ~10 virtualenvs on a first run.
+    { printf 'PIP_PYTHON = %s\n' "$(printf '%s' "$VENV/bin/python" | python3 -c 'import json, sys; print(json.dumps(sys.stdin.read()))')"
+      cat <<'PY'
+# Stand-in for pip's get-pip.py (no download here): install what was asked (pip==<version>) into
+# this Python with the test venv's pip, or with ensurepip's when that venv is gone.
+import os
 import subprocess
 import sys
 args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
-subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
-subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check"] + args)
+if os.access(PIP_PYTHON, os.X_OK):
+    subprocess.check_call([PIP_PYTHON, "-m", "pip", "--python", sys.executable, "install", "--disable-pip-version-check"] + args)
+else:
+    subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check"] + args)
 PY
+    } > "$cache"
     (cd "$dest" && "$VENV/bin/ansible-test" sanity --python "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
         --color no 2>&1 | grep -v "^WARNING: Location 'file:")
     rc="${PIPESTATUS[0]}"
@@ -123,12 +133,14 @@ LATEST_PYTHON=""
 if has_stage latest; then LATEST_PYTHON="$(latest_python)"; fi
 PREPARE_LOG="$WORK/prepare-venvs.log"
 mkdir -p "$WORK" && : > "$PREPARE_LOG"
-if has_stage pytest; then (renice -n 10 -p "$BASHPID" >/dev/null; ensure_eda_venv >> "$PREPARE_LOG" 2>&1 || true) & fi
 if [ -n "$LATEST_PYTHON" ]; then
     (renice -n 10 -p "$BASHPID" >/dev/null
      ensure_venv "$WORK/venv-latest" "$LATEST_PYTHON" "$REPO/requirements/test-latest.txt" >> "$PREPARE_LOG" 2>&1 || true) &
 fi
 ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
+# ansible-rulebook's virtualenv after the main one: the main one's pip installs it (no pip
+# bootstrap of its own, ~8 CPU-s less); the newest ansible-core's has another Python and starts at once.
+if has_stage pytest; then (renice -n 10 -p "$BASHPID" >/dev/null; ensure_eda_venv >> "$PREPARE_LOG" 2>&1 || true) & fi
 build_collection "$VENV" "$COLLECTIONS"
 ansible_env "$VENV" "$COLLECTIONS"
 # This checkout's own Python (the tests, the harness, the installed collection's plugins) keeps
