@@ -154,7 +154,7 @@ class PostgresReplica(PostgresCluster):
     def start(self):
         env = dict(os.environ, PGPASSWORD=self.primary.password)
         self.run(str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
-                 "-D", str(self.dir / "data"), "-R", "-X", "stream", "-c", "fast", env=env)
+                 "-D", str(self.dir / "data"), "-R", "-X", "stream", "-c", "fast", "--no-sync", env=env)
         opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (self.port, self.dir)
         self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.dir / "data"), "-o", opts, "-l", str(self.dir / "log"),
                  "-w", "start")
