@@ -71,7 +71,8 @@ else:
     subprocess.check_call([sys.executable, "-m", "ensurepip", "--default-pip"], stdout=subprocess.DEVNULL)
     subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check"] + args)
 PY
-    } > "$cache"
+    } > "$cache.$$"
+    mv -f "$cache.$$" "$cache"  # whole, for an ansible-test of another run reading it now
     (cd "$dest" && "$VENV/bin/ansible-test" sanity --python "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
         --color no 2>&1 | grep -v "^WARNING: Location 'file:")
     rc="${PIPESTATUS[0]}"
@@ -123,11 +124,12 @@ stage_latest() {
 
 lock_checkout
 ensure_apt
-# The other virtualenvs a first run needs (ansible-rulebook's for the alert loop's tests, the
-# newest ansible-core's) are made beside the main one, at a lower priority (the main one starts
-# everything else): made after it, they kept one core idle for half a minute on a fresh clone.
-# Each is made under its own lock: the test or stage that needs one waits for it, or makes it
-# and reports pip's error itself if this attempt failed (its output: .work/prepare-venvs.log).
+# The other virtualenvs a first run needs are made in the background, at a lower priority (the
+# main one starts everything else): the newest ansible-core's beside the main one (made after it,
+# it kept one core idle for half a minute on a fresh clone), ansible-rulebook's (the alert loop's
+# tests) right after it, by its pip. Each is made under its own lock: the test or stage that
+# needs one waits for it, or makes it and reports pip's error itself if this attempt failed (its
+# output: .work/prepare-venvs.log).
 has_stage() { [[ " ${STAGES[*]} " == *" $1 "* ]]; }
 LATEST_PYTHON=""
 if has_stage latest; then LATEST_PYTHON="$(latest_python)"; fi
@@ -138,8 +140,7 @@ if [ -n "$LATEST_PYTHON" ]; then
      ensure_venv "$WORK/venv-latest" "$LATEST_PYTHON" "$REPO/requirements/test-latest.txt" >> "$PREPARE_LOG" 2>&1 || true) &
 fi
 ensure_venv "$VENV" /usr/bin/python3 "$REPO/requirements/test.txt"
-# ansible-rulebook's virtualenv after the main one: the main one's pip installs it (no pip
-# bootstrap of its own, ~8 CPU-s less); the newest ansible-core's has another Python and starts at once.
+# (ansible-rulebook's after the main one: the main one's pip installs it, ~8 CPU-s less.)
 if has_stage pytest; then (renice -n 10 -p "$BASHPID" >/dev/null; ensure_eda_venv >> "$PREPARE_LOG" 2>&1 || true) & fi
 build_collection "$VENV" "$COLLECTIONS"
 ansible_env "$VENV" "$COLLECTIONS"

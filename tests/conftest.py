@@ -9,6 +9,7 @@ from this checkout. Later features add their servers here as fixtures of the sam
 
 import atexit
 import contextlib
+import fcntl
 import gzip
 import json
 import os
@@ -96,9 +97,24 @@ def postgres():
 
 # --------------------------------------------------------------------------- backups
 @pytest.fixture(scope="session")
-def dumps(postgres, tmp_path_factory):
+def dumps(request, tmp_path_factory):
     """A small call-center database dumped the ways the platform does: -Fc -Z0 gzip'ed
-    (the nightly *.dump.gz), -Fc with pg_dump's own compression, and a plain-SQL dump."""
+    (the nightly *.dump.gz), -Fc with pg_dump's own compression, and a plain-SQL dump.
+    Made once per run: the first pytest-xdist process that needs them makes them (with its
+    PostgreSQL) under a lock, the others read the same files (the tests only read them)."""
+    base = tmp_path_factory.getbasetemp()
+    # a worker's basetemp is <the run's basetemp>/popen-gwN: the run's one is shared by its workers only
+    d = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "dumps"
+    with open(str(d) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (d / "callcenter-2026-11-25.dump.gz").exists():
+            made = Path(tempfile.mkdtemp(prefix="dumps-", dir=str(d.parent)))
+            make_dumps(request.getfixturevalue("postgres"), made)
+            made.rename(d)
+    return d
+
+
+def make_dumps(postgres, d):
     postgres.psql("CREATE DATABASE callcenter")
     postgres.psql("""
         CREATE TABLE calls (id serial PRIMARY KEY, started_at timestamptz DEFAULT now(), transcript text);
@@ -108,7 +124,6 @@ def dumps(postgres, tmp_path_factory):
             FROM generate_series(1, 60000) i;
         INSERT INTO operators (name) SELECT 'op' || i FROM generate_series(1, 50) i;
     """, db="callcenter")
-    d = tmp_path_factory.mktemp("dumps")
     env = dict(os.environ, PGPASSWORD=postgres.password)
     base = [str(PG_BIN / "pg_dump"), "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres"]
     subprocess.run(base + ["-Fc", "-Z0", "-f", str(d / "raw.dump"), "callcenter"], env=env, check=True)
@@ -118,7 +133,6 @@ def dumps(postgres, tmp_path_factory):
         shutil.copyfileobj(src, dst)
     with open(d / "plain.sql", "rb") as src, gzip.open(d / "plain.sql.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
-    return d
 
 
 # --------------------------------------------------------------------------- stopped by SIGTERM
