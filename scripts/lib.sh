@@ -151,14 +151,31 @@ build_collection() {
     rm -rf "$out"
 }
 
-# free_ports N: N TCP ports free on 127.0.0.1 right now, on one line.
+# free_ports N: N TCP ports free on 127.0.0.1 right now, on one line. Taken below the kernel's
+# ephemeral range (ip_local_port_range), where neither outgoing connections nor bind(0) (every
+# test server's free port) land: a molecule scenario binds its ports up to a minute after this,
+# and a test beside it once took the Flower port first (Flower could not listen).
 free_ports() {
     "$VENV/bin/python" - "$1" <<'PY'
-import socket, sys
-socks = [socket.socket() for _ in range(int(sys.argv[1]))]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(" ".join(str(s.getsockname()[1]) for s in socks))
+import random, socket, sys
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+        low = int(fh.read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+low = low if low > 12000 else 32768
+socks, ports = [], []
+while len(ports) < int(sys.argv[1]):
+    port = random.randint(10000, low - 1)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        s.close()
+        continue
+    socks.append(s)
+    ports.append(port)
+print(" ".join(map(str, ports)))
 PY
 }
 
