@@ -5,8 +5,6 @@ ansible-builder and galaxy-importer live in their own virtualenv (galaxy-importe
 attrs<24, which the test venv's pins do not allow), made once per work dir and reused.
 """
 
-import fcntl
-import hashlib
 import os
 import re
 import subprocess
@@ -50,19 +48,21 @@ def make_venv(venv, requirements, *pip_options):
 
 @pytest.fixture(scope="module")
 def tools():
-    """bin/ of the virtualenv with ansible-builder and galaxy-importer (made on first use)."""
+    """bin/ of the virtualenv with ansible-builder and galaxy-importer, made on first use by
+    scripts/lib.sh's ensure_venv (its lock and stamp: two suites on one machine share it), filled
+    by this test venv's pip."""
     venv = WORK / "venv-packaging"
-    stamp = hashlib.sha256("\n".join(TOOLS).encode()).hexdigest()
+    req = WORK / "packaging-requirements.txt"
     WORK.mkdir(parents=True, exist_ok=True)
-    with open(WORK / ".venv-packaging.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two suites on one machine share it
-        if (venv / ".stamp").exists() and (venv / ".stamp").read_text() == stamp:
-            return venv / "bin"
-        run(["rm", "-rf", venv])
-        r = make_venv(venv, TOOLS)
-        if r.returncode != 0:
-            pytest.skip("could not install %s from PyPI: %s" % (", ".join(TOOLS[:2]), r.stderr.strip()[-500:]))
-        (venv / ".stamp").write_text(stamp)
+    wanted = "".join(t + "\n" for t in TOOLS)
+    if not req.exists() or req.read_text() != wanted:
+        new = req.with_name(req.name + ".%d" % os.getpid())
+        new.write_text(wanted)
+        new.replace(req)  # whole, for another suite reading it now
+    r = run(["bash", "-c", 'source "$1/scripts/lib.sh"; ensure_venv "$2" /usr/bin/python3 "$3" "$VENV"', "venv",
+             REPO, venv, req], timeout=900, env=dict(os.environ, CALLCENTER_OPS_VENV=str(BIN.parent)))
+    if r.returncode != 0:
+        pytest.skip("could not install %s from PyPI: %s" % (", ".join(TOOLS[:2]), (r.stdout + r.stderr).strip()[-500:]))
     return venv / "bin"
 
 
