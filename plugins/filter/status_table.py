@@ -9,7 +9,7 @@ __metaclass__ = type
 
 from ansible_collections.callcenter.ops.plugins.module_utils.fmt import duration as _duration, size as _bytes
 from ansible_collections.callcenter.ops.plugins.module_utils.redact import strip_userinfo
-from ansible_collections.callcenter.ops.plugins.module_utils.status import COMPONENTS, DOWN, OK, worst
+from ansible_collections.callcenter.ops.plugins.module_utils.status import COMPONENTS, DOWN, OK, fails, worst
 
 
 def component_names(components):
@@ -231,8 +231,14 @@ def url_without_credentials(url):
     return strip_userinfo(url)
 
 
+def status_fails(overall, fail_on="never"):
+    """Whether a run with this overall status fails under ``fail_on``: the module's own rule."""
+    return fails(overall, fail_on)
+
+
 class FilterModule(object):
     def filters(self):
         return {"status_table": status_table, "status_figures": status_figures,
                 "url_without_credentials": url_without_credentials, "status_duration": status_duration,
-                "status_fleet": status_fleet, "status_components": status_components}
+                "status_fleet": status_fleet, "status_components": status_components,
+                "status_fails": status_fails}

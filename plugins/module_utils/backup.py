@@ -25,8 +25,8 @@ and whatever happens (an error, the timeout) every child is killed and reaped be
 returns.
 
 STDLIB ONLY (isal optional): the backup_verify role installs this file on hosts as
-ccops_backup.py, beside the other files listed in roles/_host_files (ccops_backup_archive.py,
-ccops_textfile.py, ccops_params.py), where no Ansible exists."""
+ccops_backup.py, beside the rest of its set in roles/host_files/vars/main.yml, where no Ansible
+exists."""
 
 from __future__ import absolute_import, division, print_function
 

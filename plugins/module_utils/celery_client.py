@@ -5,7 +5,10 @@
 API), queue depth and purge on the Redis broker. The beat schedule file is read by celery_beat.
 
 Used by celery_health, celery_queue_purge and system_status. Celery is imported only when
-a worker call is about to be made: a Redis that is down is reported before paying for it."""
+a worker call is about to be made: a Redis that is down is reported before paying for it.
+
+STDLIB + celery ONLY: the celery_metrics host script imports this file too (see
+roles/host_files/vars/main.yml), in the Python that has the app's Celery."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -5,7 +5,10 @@
 
 Short timeouts and no retries, so a Redis that is down is reported in milliseconds
 instead of after redis-py's or Celery's own retry loops (seconds). Error messages name
-the host and the likely fix and never contain the password."""
+the host and the likely fix and never contain the password.
+
+STDLIB + redis ONLY: the celery_metrics host script imports this file too (see
+roles/host_files/vars/main.yml), in the Python that has the app's redis-py."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -16,6 +16,15 @@ OK, DEGRADED, DOWN = "ok", "degraded", "down"
 # Replicas come as extra components named after their kind ("postgres@host:port").
 COMPONENTS = ("app", "celery", "redis", "postgres", "backup", "flower", "alerts")
 _RANK = {OK: 0, DEGRADED: 1, DOWN: 2}
+# fail_on: the statuses that fail a run (the module's option, and the fleet playbook's)
+FAIL_ON = {"never": (), "down": (DOWN,), "degraded": (DOWN, DEGRADED)}
+
+
+def fails(overall, fail_on):
+    """Whether a run whose overall status is ``overall`` fails under ``fail_on`` (FAIL_ON)."""
+    if fail_on not in FAIL_ON:
+        raise ValueError("fail_on must be one of %s, got %r" % (", ".join(sorted(FAIL_ON)), fail_on))
+    return overall in FAIL_ON[fail_on] or (fail_on != "never" and overall not in _RANK)
 
 
 def worst(statuses):

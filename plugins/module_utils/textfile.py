@@ -4,8 +4,7 @@
 """The one Prometheus textfile writer of the collection: label escaping, exposition text,
 atomic write. Every metrics file (backup verification, Celery queues) goes through here.
 
-STDLIB ONLY: this file is also copied onto hosts (beside the backup reader) and imported
-there without Ansible."""
+STDLIB ONLY: host scripts import this file too (see roles/host_files/vars/main.yml)."""
 
 from __future__ import absolute_import, division, print_function
 

@@ -160,8 +160,9 @@ options:
   fail_on:
     description:
       - Fail the task when the overall status is at least this bad.
+      - The fleet playbook applies the same rule to the merged status (P(callcenter.ops.status_fails#filter)).
     type: str
-    choices: [down, degraded, never]
+    choices: [degraded, down, never]
     default: never
 requirements:
   - redis (redis-py) and celery for the celery and redis components
@@ -671,7 +672,7 @@ def main():
         backup_metrics_file=dict(type="path"),
         alertmanager_url=dict(type="str", fallback=(env_fallback, ["ALERTMANAGER_URL"])),
         alerts_severity_status=dict(type="dict", default=dict(alertmanager.DEFAULT_SEVERITY_STATUS)),
-        fail_on=dict(type="str", choices=["down", "degraded", "never"], default="never"),
+        fail_on=dict(type="str", choices=sorted(status.FAIL_ON), default="never"),
     )
     argument_spec.update(redis_client.broker_connection_spec())  # the same broker options as celery_health
     argument_spec.update(app_api.flower_argument_spec())
@@ -743,8 +744,7 @@ def main():
                   duration=round(time.monotonic() - started, 3), collect_duration=collect_duration,
                   import_duration=import_duration)
     result["msg"] = "platform %s%s" % (overall, (": " + "; ".join(problems)) if problems else "")
-    bad = {"down": [status.DOWN], "degraded": [status.DOWN, status.DEGRADED], "never": []}[p["fail_on"]]
-    if overall in bad:
+    if status.fails(overall, p["fail_on"]):
         module.fail_json(**result)
     module.exit_json(**result)
 

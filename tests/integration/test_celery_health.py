@@ -420,9 +420,7 @@ def test_unreadable_beat_file_says_permission_denied(tmp_path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_metrics_file_feeds_the_backlog_alert_and_check_mode_writes_nothing(batch):
-    import shutil
-    import subprocess
+def test_metrics_file_feeds_the_backlog_alert_and_check_mode_writes_nothing(batch, promtool):
     r = batch.runs["metrics, check mode"]
     assert r.rc == 0 and r["changed"] is False and batch.runs["metrics check mode wrote nothing"]["value"] is False, r
     r = batch.runs["metrics"]
@@ -432,9 +430,8 @@ def test_metrics_file_feeds_the_backlog_alert_and_check_mode_writes_nothing(batc
     assert 'callcenter_celery_queue_length{queue="stats"} 0' in text
     assert "callcenter_celery_workers_online 0" in text and "callcenter_celery_healthy 1" in text
     assert [p.name for p in batch.textfile.iterdir()] == ["celery.prom"]  # no temp file left
-    if shutil.which("promtool"):
-        p = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
-        assert p.returncode == 0, p.stdout + p.stderr
+    p = promtool(["check", "metrics"], text)
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 # --- an app with priority_steps=list(range(10)) (Celery's docs suggest it for Redis)

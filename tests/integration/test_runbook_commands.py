@@ -347,16 +347,13 @@ def test_runbook_commands_work_as_pasted_and_fail_when_broken(env):
     assert any("max %d" % QUEUE_BACKLOG in o for o in outputs.values()), outputs
 
 
-def test_every_promql_block_parses(env, tmp_path):
-    promtool = shutil.which("promtool")
-    if not promtool:
-        pytest.skip("promtool not installed")
+def test_every_promql_block_parses(env, tmp_path, promtool):
     queries = [b.text for b in blocks_of(env.out) if b.lang == "promql"]
     assert len(queries) >= 15
     rules = {"groups": [{"name": "runbook-queries", "rules": [
         {"record": "runbook:query_%d" % i, "expr": q} for i, q in enumerate(queries)]}]}
     (tmp_path / "q.yml").write_text(yaml.safe_dump(rules))
-    p = subprocess.run([promtool, "check", "rules", str(tmp_path / "q.yml")], capture_output=True, text=True, check=False)
+    p = promtool(["check", "rules", str(tmp_path / "q.yml")])
     assert p.returncode == 0, p.stdout + p.stderr
 
 

@@ -112,29 +112,26 @@ def test_the_runbooks_thresholds_are_the_rules_defaults():
     assert ours["runbooks_alert_metrics_defaults"] == rules["prometheus_alerts_metrics"]
 
 
-def test_a_production_deploy_refuses_placeholder_contacts(ansible, tmp_path):
-    r = render(ansible, tmp_path, {}, runbooks_environment="production",
-               runbooks_contacts={"oncall_primary": "Ivan Ivanov, +7 900 111-11-11"})
-    assert r.rc != 0
-    assert "runbooks_environment is production but runbooks_contacts still has placeholder contacts for" in r.output
-    assert "oncall_secondary" in r.output and "oncall_primary" not in r.output.split("placeholder contacts for")[1]
-    assert not (tmp_path / "rb").exists()
-
-
-def test_the_runbook_base_url_is_required(ansible, tmp_path):
-    pb = tmp_path / "site.yml"
-    pb.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "roles": [
-        {"role": "callcenter.ops.runbooks", "vars": {"runbooks_dest": str(tmp_path / "rb")}}]}]))
-    r = ansible.playbook(pb)
-    assert r.rc != 0 and "Set callcenter_runbook_base_url" in r.output, r
-
-
-@pytest.mark.parametrize("site", [{"grafna_url": "https://x"}, {"db_hots": "pg1", "db_host": "pg1"}])
-def test_unknown_runbook_variables_are_refused(ansible, tmp_path, site):
-    r = render(ansible, tmp_path, site)
-    assert r.rc != 0
-    assert "unknown runbook variable(s) in runbooks_site" in r.output
-    assert not (tmp_path / "rb").exists()
+def test_bad_settings_are_refused_before_anything_is_written(ansible, tmp_path):
+    """Each case one application of the role, all in one playbook run (ansible.refusals)."""
+    def case(i, site=None, **role_vars):
+        return dict({"runbooks_dest": str(tmp_path / ("rb%d" % i)), "runbooks_site": site or {},
+                     "callcenter_runbook_base_url": BASE}, **role_vars)
+    cases = [
+        case(0, runbooks_environment="production", runbooks_contacts={"oncall_primary": "Ivan Ivanov, +7 900 111-11-11"}),
+        {"runbooks_dest": str(tmp_path / "rb1")},  # no callcenter_runbook_base_url
+        case(2, {"grafna_url": "https://x"}),
+        case(3, {"db_hots": "pg1", "db_host": "pg1"}),
+    ]
+    r, messages = ansible.refusals("callcenter.ops.runbooks", cases, tmp_path)
+    assert r.rc == 0, r
+    placeholders, base_url, unknown, unknown_too = messages
+    assert "runbooks_environment is production but runbooks_contacts still has placeholder contacts for" in placeholders
+    assert "oncall_secondary" in placeholders and "oncall_primary" not in placeholders.split("placeholder contacts for")[1]
+    assert "Set callcenter_runbook_base_url" in base_url, base_url
+    for msg, name in ((unknown, "grafna_url"), (unknown_too, "db_hots")):
+        assert "unknown runbook variable(s) in runbooks_site" in msg and name in msg, msg
+    assert not list(tmp_path.glob("rb*")), "a refused case wrote pages"
 
 
 def test_file_set_through_ansible_writes_once_and_nothing_in_check_mode(ansible, tmp_path):

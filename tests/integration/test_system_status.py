@@ -68,8 +68,10 @@ def status(p, token=ADMIN_TOKEN, **over):
 
 
 FLOWER_PASSWORD = "Flower-Test-Pass-1"
-READY_SHAPES = [(200, ["ready"]), (503, ["not_ready"]), (200, "ready"), (200, 42)]
-STATUS_SHAPES = [["1.8.2"], {"version": "1.8.2", "uptime_seconds": "a day", "active_calls": 3}]
+# One answer of each kind through the module; every shape is a unit case of probe_app
+# (tests/unit/plugins/module_utils/test_app_api.py).
+READY_SHAPES = [(503, ["not_ready"])]
+STATUS_SHAPES = [{"version": "1.8.2", "uptime_seconds": "a day", "active_calls": 3}]
 TIMEOUT_REFUSALS = [(dict(timeout="nan"), "timeout"), (dict(component_timeouts={"redis": -2}), "component_timeouts.redis")]
 
 

@@ -35,3 +35,13 @@ def test_unusable_timeouts(value, expected):
 
 def test_usable_timeout():
     assert timeout_problem("2.5", "t", 600) == ""
+
+
+def test_a_broker_url_is_refused_in_the_modules_words_and_never_shows_its_password():
+    from ansible_collections.callcenter.ops.plugins.filter.broker import broker_url_problem
+    assert broker_url_problem("redis://:pw@127.0.0.1:6379/0") == ""
+    assert broker_url_problem("sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379", "mymaster") == ""
+    assert "scheme 'amqp' is not supported" in broker_url_problem("amqp://guest@rabbit//")
+    assert "give sentinel_master_name" in broker_url_problem("sentinel://10.0.0.1:26379")
+    said = broker_url_problem("redis://:Secret-Pw@127.0.0.1:port/0")
+    assert "is not a valid URL" in said and "Secret-Pw" not in said

@@ -4,18 +4,21 @@ import threading
 
 import pytest
 
-from ansible_collections.callcenter.ops.plugins.module_utils import app_api
+from ansible_collections.callcenter.ops.plugins.module_utils import app_api, status_probes
 
 
 @pytest.fixture
 def app_answering():
+    """``make(status, body)``: an AppClient of a server giving that answer to every request;
+    ``make(routes={path: (status, body)})``: one answer per path (404 elsewhere)."""
     servers = []
 
-    def make(status, body):
+    def make(status=200, body=None, routes=None):
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self):
-                raw = json.dumps(body).encode()
-                self.send_response(status)
+                code, answer = (routes or {}).get(self.path, (404, {"error": "not found"})) if routes else (status, body)
+                raw = json.dumps(answer).encode()
+                self.send_response(code)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -25,7 +28,7 @@ def app_answering():
             def log_message(self, *args):
                 pass
         httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=httpd.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True).start()
         servers.append(httpd)
         return app_api.AppClient("http://127.0.0.1:%d" % httpd.server_address[1], "tok", timeout=2)
     yield make
@@ -64,3 +67,43 @@ def test_flower_basic_auth_is_sent_and_its_password_never_in_messages():
     with pytest.raises(app_api.AppError) as e:
         app_api.AppClient("ftp://ops:Pw-In-Url-9@h/", option="flower_url")
     assert str(e.value).startswith("flower_url must be") and "Pw-In-Url-9" not in str(e.value)
+
+
+# --------------------------------------------------------------------------- system_status's app component
+def probe(client):
+    params = dict(app_url=client.base, app_token="tok", validate_certs=True, ca_path=None)
+    return status_probes.probe_app(params, 2)
+
+
+@pytest.mark.parametrize("code, body", [(200, ["ready"]), (503, ["not_ready"]), (200, "ready"), (200, 42)])
+def test_ready_answering_json_that_is_not_an_object_is_down_with_a_sentence(app_answering, code, body):
+    client = app_answering(routes={"/health/ready": (code, body)})
+    c = probe(client)
+    assert c["status"] == "down", c
+    assert client.base + "/health/ready answered a JSON" in c["reason"], c
+    assert "where the contract (docs/app-http-contract.md) says an object" in c["reason"], c
+
+
+@pytest.mark.parametrize("body", [["1.8.2"], {"version": "1.8.2", "uptime_seconds": "a day", "active_calls": 3},
+                                  {"version": 1.8, "uptime_seconds": 5, "active_calls": 3}])
+def test_status_endpoint_breaking_the_contract_is_degraded_with_a_sentence(app_answering, body):
+    client = app_answering(routes={"/health/ready": (200, {"status": "ready", "checks": {}}),
+                                   "/admin/system-status": (200, body)})
+    c = probe(client)
+    assert c["status"] == "degraded" and c["ready"] is True, c
+    assert c["reason"].startswith("ready, but the status endpoint failed: ") and "contract (docs/app-http-contract.md)" in c["reason"], c
+
+
+def test_not_ready_is_down_with_the_checks_that_failed(app_answering):
+    checks = {"database": "ok", "telephony": "sip trunk unreachable"}
+    c = probe(app_answering(routes={"/health/ready": (503, {"status": "not_ready", "checks": checks})}))
+    assert c["status"] == "down" and c["ready"] is False and c["checks"] == checks, c
+    assert "sip trunk unreachable" in c["reason"], c
+
+
+def test_ready_with_figures_is_ok_and_returns_them(app_answering):
+    c = probe(app_answering(routes={"/health/ready": (200, {"status": "ready", "checks": {"database": "ok"}}),
+                                    "/admin/system-status": (200, {"version": "1.8.2", "uptime_seconds": 86400,
+                                                                   "active_calls": 12})}))
+    assert c["status"] == "ok" and c["reason"] == "", c
+    assert (c["version"], c["uptime_seconds"], c["active_calls"]) == ("1.8.2", 86400, 12), c

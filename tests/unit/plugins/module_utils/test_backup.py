@@ -401,36 +401,3 @@ def test_stream_kills_and_reaps_both_children_whatever_happens(tmp_path, monkeyp
         with pytest.raises(RuntimeError):
             backup.stream(a, fh, arc.Outcome(str(f)), str(fake), 64 << 20, None, __import__("time").monotonic() + 30)
     assert len(started) == 2 and all(c.proc.returncode is not None for c in started)
-
-
-def test_the_backup_reader_installed_on_hosts_stays_stdlib_only():
-    """The files roles/host_files installs for the backup verifier (named there, once) import
-    only the standard library, isal as an option, and each other as ccops_<name>."""
-    import ast
-    import sys
-    from pathlib import Path
-
-    import yaml
-
-    repo = Path(__file__).resolve().parents[4]
-    names = yaml.safe_load((repo / "roles/host_files/vars/main.yml").read_text())["host_files_sets"]["backup_verify"]
-    stdlib = set(sys.stdlib_module_names) | {"__future__"}
-    siblings = {"ccops_" + n for n in names}
-    package = "ansible_collections.callcenter.ops.plugins.module_utils"
-    for name in names:
-        source = (repo / "plugins" / "module_utils" / ("%s.py" % name)).read_text()
-        tree = ast.parse(source)
-        assert "STDLIB ONLY" in ast.get_docstring(tree), name
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                mods = [node.module]
-                if node.module == package:
-                    assert {a.name for a in node.names} <= set(names), (name, node.module)
-                    continue
-            else:
-                continue
-            for mod in mods:
-                top = mod.split(".")[0]
-                assert top in stdlib or mod in siblings or top == "isal", (name, mod)

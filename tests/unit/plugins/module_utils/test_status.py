@@ -1,5 +1,7 @@
 import time
 
+import pytest
+
 from ansible_collections.callcenter.ops.plugins.module_utils import status
 
 
@@ -45,3 +47,19 @@ def test_the_docs_name_the_components_in_the_order_of_COMPONENTS():
     for doc in ("plugins/modules/system_status.py", "plugins/filter/status_components.yml",
                 "plugins/filter/status_figures.yml"):
         assert spelled in " ".join((repo / doc).read_text().split()), doc
+
+
+@pytest.mark.parametrize("overall, fail_on, expected", [
+    ("ok", "degraded", False), ("degraded", "degraded", True), ("down", "degraded", True),
+    ("ok", "down", False), ("degraded", "down", False), ("down", "down", True),
+    ("down", "never", False), ("unknown", "down", True), ("unknown", "never", False),
+])
+def test_fail_on_one_rule_for_the_module_and_the_fleet_playbook(overall, fail_on, expected):
+    from ansible_collections.callcenter.ops.plugins.filter.status_table import FilterModule
+    assert status.fails(overall, fail_on) is expected
+    assert FilterModule().filters()["status_fails"](overall, fail_on) is expected
+
+
+def test_an_unknown_fail_on_is_refused():
+    with pytest.raises(ValueError, match="fail_on must be one of degraded, down, never"):
+        status.fails("ok", "sometimes")
