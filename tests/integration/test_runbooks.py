@@ -4,7 +4,6 @@ collection names something that exists, and the rendered pages speak of the oper
 import re
 from pathlib import Path
 
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
