@@ -34,7 +34,8 @@ repo, work = (os.path.realpath(p) for p in sys.argv[1:3])
 skip = {".work", ".git", "__pycache__", ".pytest_cache", ".mypy_cache", ".tox", ".cache", ".venv", "venv"}
 h = hashlib.sha256()
 for top, dirs, files in os.walk(repo):
-    dirs[:] = sorted(d for d in dirs if d not in skip and os.path.realpath(os.path.join(top, d)) != work)
+    dirs[:] = sorted(d for d in dirs if d not in skip and os.path.realpath(os.path.join(top, d)) != work
+                     and os.path.relpath(os.path.join(top, d), repo) != "tests/output")  # galaxy.yml's build_ignore
     for name in sorted(files):
         path = os.path.join(top, name)
         try:

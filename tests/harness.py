@@ -977,6 +977,7 @@ def print_links(stack):
                  "postgres"):
         log("  %-14s 127.0.0.1:%d" % (name, stack.ports[name]))
     log("Telegram messages (stand-in): %s" % (stack.dir / "telegram.jsonl"))
+    log("the stack keeps running: bash scripts/demo.sh stop (or clean: stop and remove its data)")
 
 
 def cli():

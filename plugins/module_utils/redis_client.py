@@ -100,7 +100,7 @@ class BrokerURL:
         if self.scheme not in SUPPORTED_SCHEMES:
             raise BrokerError(
                 "broker_url scheme '%s' is not supported: this collection reads Celery queues from Redis, "
-                "use redis://, rediss://, redis+socket:// or sentinel://" % (self.scheme or "(none)"))
+                "use redis://, rediss://, redis+socket://, unix:// or sentinel://" % (self.scheme or "(none)"))
         if self.scheme == "sentinel":
             self._init_sentinel(entries, password, master_name)
             return

@@ -340,8 +340,8 @@ BAD_SETTINGS = [
     (dict(celery_metrics_interval=90), "celery_metrics settings are invalid"),
     (dict(celery_metrics_timeout="nan"), "celery_metrics settings are invalid"),
     # the broker URL refused in the modules' own words (their parser, the broker_url_problem filter)
-    (dict(celery_metrics_broker_url="http://127.0.0.1:6379/0"), "scheme 'http' is not supported"),
-    (dict(celery_metrics_broker_url="sentinel://127.0.0.1:26379"), "give sentinel_master_name"),
+    (dict(celery_metrics_broker_url="http://127.0.0.1:6379/0"), "celery_metrics_broker_url scheme 'http' is not supported"),
+    (dict(celery_metrics_broker_url="sentinel://127.0.0.1:26379"), "give celery_metrics_sentinel_master_name, the"),
     (dict(celery_metrics_broker_url="redis://:Never-Shown-2@127.0.0.1:port/0"), "is not a valid URL"),
     (dict(celery_metrics_queues=["100%"]), "celery_metrics settings are invalid"),
     (dict(celery_metrics_scheduler="anacron"), "celery_metrics_scheduler"),

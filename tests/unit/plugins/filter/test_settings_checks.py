@@ -45,3 +45,6 @@ def test_a_broker_url_is_refused_in_the_modules_words_and_never_shows_its_passwo
     assert "give sentinel_master_name" in broker_url_problem("sentinel://10.0.0.1:26379")
     said = broker_url_problem("redis://:Secret-Pw@127.0.0.1:port/0")
     assert "is not a valid URL" in said and "Secret-Pw" not in said
+    # with the caller's prefix, the sentence names the caller's variables
+    said = broker_url_problem("sentinel://10.0.0.1:26379", "", "celery_metrics_")
+    assert said.startswith("celery_metrics_broker_url names Redis Sentinels: give celery_metrics_sentinel_master_name, "), said

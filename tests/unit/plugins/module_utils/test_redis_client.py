@@ -28,7 +28,7 @@ def test_broker_password_wins_over_the_one_in_the_sentinel_url():
     ("sentinel://10.0.0.1:26379", {}, "give sentinel_master_name (or CELERY_BROKER_SENTINEL_MASTER)"),
     ("sentinel://10.0.0.1:26379;redis://10.0.0.2:6379/0", {"master_name": "m"}, "mixes sentinel:// with redis://"),
     ("redis://a:6379/0;redis://b:6379/0", {}, "only sentinel:// URLs can be listed"),
-    ("amqp://guest@h//", {}, "use redis://, rediss://, redis+socket:// or sentinel://"),
+    ("amqp://guest@h//", {}, "use redis://, rediss://, redis+socket://, unix:// or sentinel://"),
     ("sentinel://h:notaport", {"master_name": "m"}, "not a valid URL"),
 ])
 def test_unusable_sentinel_urls_are_refused_with_a_sentence(url, kwargs, words):
