@@ -359,8 +359,7 @@ def connect(url, timeout, validate_certs=True, ca_path=None):
         password=url.password,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
+        retry=Retry(NoBackoff(), 0),  # no retries, a timeout included (retry_on_timeout is deprecated in redis-py 6+)
         health_check_interval=0,
     )
     if url.path:
