@@ -204,9 +204,40 @@ DIAGNOSE = ["diagnose_backup", "diagnose_generic", "diagnose_queue_backlog", "di
 
 
 def test_every_playbook_is_covered_here():
-    # a new playbook needs its AWX job test below
+    # a new playbook needs its AWX job test below (target_hosts is the first play of the others)
     assert PLAYBOOKS == sorted(["celery_purge", "celery_status", "config_reload", "deploy", "system_status",
-                                "verify_backup"] + DIAGNOSE), PLAYBOOKS
+                                "target_hosts", "verify_backup"] + DIAGNOSE), PLAYBOOKS
+
+
+def main_play(playbook):
+    """The playbook's own play: the first entry that is not an imported playbook."""
+    text = (REPO / "playbooks" / (playbook + ".yml")).read_text()
+    return next(p for p in yaml.safe_load(text) if "ansible.builtin.import_playbook" not in p)
+
+
+# --------------------------------------------------------------------------- a host pattern that matches nothing
+OPERATOR_PLAYBOOKS = [p for p in PLAYBOOKS if p not in ("deploy", "target_hosts")]
+
+
+@pytest.mark.parametrize("playbook", OPERATOR_PLAYBOOKS)
+def test_each_operator_playbook_first_refuses_a_host_pattern_that_matches_nothing(playbook):
+    """Ansible skips a play whose hosts match nothing and the job passes: a cron or AWX job that
+    checked or reloaded nothing. target_hosts.yml runs first, on the pattern the play uses."""
+    plays = yaml.safe_load((REPO / "playbooks" / (playbook + ".yml")).read_text())
+    hosts = main_play(playbook)["hosts"]
+    guards = [p for p in plays if p.get("ansible.builtin.import_playbook") == "callcenter.ops.target_hosts"]
+    assert plays[0] in guards and guards[0]["vars"]["target_hosts_pattern"] == hosts, (playbook, plays[0], hosts)
+    assert guards[0]["vars"]["target_hosts_variable"] in hosts, playbook
+
+
+@pytest.mark.parametrize("playbook, extra", [("celery_status", {"celery_status_hosts": "celery_nodes"}),
+                                             ("config_reload", {})])  # its default pattern: group app
+def test_a_job_whose_hosts_match_nothing_fails_and_says_so(ansible, playbook, extra):
+    r = ansible.playbook("callcenter.ops." + playbook, extra_vars=extra)
+    assert r.rc != 0, r
+    variable, pattern = ("celery_status_hosts", "celery_nodes") if extra else ("config_reload_hosts", "app")
+    assert "%s=%s matches no host of the inventory (localhost,)" % (variable, pattern) in r.output, r.output[-2000:]
+    assert "Traceback" not in r.output
 
 
 # --------------------------------------------------------------------------- celery_status
@@ -336,8 +367,8 @@ def test_bad_extra_vars_stop_each_job_at_once_with_one_sentence(ansible, stack, 
         unknown = next(iter(UNKNOWN[job.playbook]))
         assert "unknown %s (misspelt, or a name from before the rename" % unknown in job.stdout, job.stdout[-2000:]
         assert "Old-Token-Name-1" not in job.stdout
-        # nothing ran after the check
-        assert "ok=1 " in job.stdout and "changed=0" in job.stdout, job.stdout[-1500:]
+        # nothing ran after the check (ok: target_hosts' check of the host pattern, and this one)
+        assert "ok=2 " in job.stdout and "changed=0" in job.stdout, job.stdout[-1500:]
         assert_no_secret_in_artifacts(job, stack["secrets"], env_secrets=stack["secrets"])
 
 
@@ -442,10 +473,10 @@ def test_awx_job_forced_interactive_still_ends_by_itself(ansible, backlog, tmp_p
 # --------------------------------------------------------------------------- extra vars in one place
 # The diagnose_* playbooks import system_status (whose first task checks its extra vars) and then
 # run the alert_actions role, whose meta/argument_specs.yml checks the alert_actions_* settings.
-@pytest.mark.parametrize("playbook", [p for p in PLAYBOOKS if p != "deploy" and p not in DIAGNOSE])
+@pytest.mark.parametrize("playbook", [p for p in OPERATOR_PLAYBOOKS if p not in DIAGNOSE])
 def test_each_extra_var_is_checked_and_documented_in_the_header_and_docs(playbook):
     text = (REPO / "playbooks" / (playbook + ".yml")).read_text()
-    play = yaml.safe_load(text)[0]
+    play = main_play(playbook)
     first = play["tasks"][0]
     assert "ansible.builtin.validate_argument_spec" in first, "the first task checks the extra vars"
     spec = first["ansible.builtin.validate_argument_spec"]["argument_spec"]
@@ -472,7 +503,7 @@ def test_extra_vars_carry_the_playbook_name_and_the_header_names_its_modules(pla
     header = " ".join(text.splitlines()[1:3])  # the first comment line and its continuation
     modules = set(re.findall(r"^\s+(callcenter\.ops\.[a-z_]+):\s*$", text, re.M))
     assert not [m for m in modules if m not in header], (playbook, modules, header)
-    tasks = yaml.safe_load(text)[0].get("tasks") or [{}]
+    tasks = main_play(playbook).get("tasks") or [{}]
     spec = tasks[0].get("ansible.builtin.validate_argument_spec", {}).get("argument_spec", {})
     stray = [n for n in spec if n not in SHARED_VARS and not n.startswith(playbook + "_")]
     assert not stray, "%s: extra vars not named %s_*: %s" % (playbook, playbook, stray)
