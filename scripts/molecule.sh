@@ -38,6 +38,9 @@ molecule_scenarios() {
         { if molecule_one "$s" "$home" > "$logs/$s.log" 2>&1; then echo 0; else echo 1; fi > "$logs/$s.rc"; } &
     done
     wait
+    # Each scenario's log starts with molecule's "CRITICAL 'molecule/default/molecule.yml' glob
+    # failed.  Exiting.": molecule looks for a default scenario (shared state), finds none, and goes on.
+    log "molecule's CRITICAL 'molecule/default/molecule.yml' line below only means: no default scenario (one per role)"
     for s in "${scenarios[@]}"; do
         log "molecule scenario $s: its output"
         cat "$logs/$s.log"
