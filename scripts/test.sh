@@ -57,7 +57,7 @@ stage_sanity() {
     # The test venv's pip installs what was asked into ansible-test's new virtualenv (pip
     # --python): ensurepip first (pip and setuptools) then that install cost ~6 CPU-s more for
     # each of its ~10 virtualenvs on a first run.
-    { printf 'PIP_PYTHON = %s\n' "$(printf '%s' "$VENV/bin/python" | python3 -c 'import json, sys; print(json.dumps(sys.stdin.read()))')"
+    { "$VENV/bin/python" -c 'import sys; print("PIP_PYTHON = %r" % sys.executable)'
       cat <<'PY'
 # Stand-in for pip's get-pip.py (no download here): install what was asked (pip==<version>) into
 # this Python with the test venv's pip, or with ensurepip's when that venv is gone.

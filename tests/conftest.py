@@ -385,10 +385,10 @@ def blackhole():
 
 @pytest.fixture(scope="session")
 def promtool():
-    """promtool (Debian package prometheus): ``promtool(args, text=None)`` runs it and returns the
-    completed process. Without it the test is skipped, never silently passed (under CI, a failure)."""
+    """promtool (Debian package prometheus): ``promtool(args, text=None, cwd=None)`` runs it and returns
+    the completed process. Without it the test is skipped, never silently passed (under CI, a failure)."""
     tool = shutil.which("promtool")
     if not tool:
         pytest.skip("promtool (Debian package prometheus) not installed")
-    return lambda args, text=None: subprocess.run([tool] + list(args), input=text, capture_output=True, text=True,
-                                                  check=False)
+    return lambda args, text=None, cwd=None: subprocess.run([tool] + list(args), input=text, cwd=cwd, capture_output=True,
+                                                            text=True, check=False)

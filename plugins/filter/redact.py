@@ -11,11 +11,6 @@ __metaclass__ = type
 from ansible_collections.callcenter.ops.plugins.module_utils import redact
 
 
-def mask_secrets(text, *secrets):
-    """``text`` with every non-empty secret replaced by the collection's mask."""
-    return redact.mask(text, *secrets)
-
-
 class FilterModule(object):
     def filters(self):
-        return {"mask_secrets": mask_secrets}
+        return {"mask_secrets": redact.mask}

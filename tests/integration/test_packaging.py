@@ -25,7 +25,8 @@ WORK = Path(os.environ.get("CALLCENTER_OPS_WORK", REPO / ".work"))
 GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
 TARBALL_NAME = "callcenter-ops-%s.tar.gz" % GALAXY["version"]
 
-# Development output that must never reach the tarball (galaxy.yml build_ignore).
+# Development output that must never reach the tarball (galaxy.yml build_ignore). Paths relative
+# to the test's own copy of the checkout (fixture tarball), none under the machine's /tmp.
 JUNK = [".ansible/collections/x.txt", "roles/flower/.ansible/tmp/x.txt", "molecule/flower/.ansible/x.txt",
         ".venv/bin/python", "tests/output/junit.xml", "tests/unit/.pytest_cache/v/x", ".pytest_cache/v/x",
         "changelogs/.plugin-cache.yaml", "molecule/flower/.molecule/state.yml", "context/Containerfile",

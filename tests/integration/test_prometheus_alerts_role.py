@@ -6,15 +6,12 @@ run checked for several things; the refusals of bad input share one playbook run
 
 import shutil
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-PROMTOOL = shutil.which("promtool")
-pytestmark = pytest.mark.skipif(not PROMTOOL, reason="promtool (Debian package prometheus) not installed")
 
 DEFAULTS = yaml.safe_load((REPO / "roles/prometheus_alerts/defaults/main.yml").read_text())
 RULE_FILES = ["callcenter-app.rules.yml", "callcenter-backup.rules.yml", "callcenter-celery.rules.yml",
@@ -53,7 +50,7 @@ def rules_of(rules_dir):
 
 
 @pytest.fixture(scope="module")
-def site(ansible, tmp_path_factory):
+def site(ansible, promtool, tmp_path_factory):
     """One rules directory taken through the runs the tests check, in order; what each test
     reads is recorded at the moment it holds (the tests only read it):
       default: the defaults (its files, promtool's unit tests of them, the app rules);
@@ -72,8 +69,7 @@ def site(ansible, tmp_path_factory):
         shutil.copy(rules / name, check)
     for name in PROMTOOL_TESTS:
         shutil.copy(REPO / "tests" / "promtool" / name, check)
-    s["promtool"] = subprocess.run([PROMTOOL, "test", "rules"] + PROMTOOL_TESTS, cwd=check, capture_output=True,
-                                   text=True, check=False)
+    s["promtool"] = promtool(["test", "rules"] + PROMTOOL_TESTS, cwd=check)
     s["overridden"] = apply(ansible, root, prometheus_alerts_metrics=METRICS,
                             prometheus_alerts_thresholds={"queue_backlog": 7, "postgres_replication_lag_bytes": 1000},
                             prometheus_alerts_latency_buckets=[0.5, 1, 2.5, "+Inf"])

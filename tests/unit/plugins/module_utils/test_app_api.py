@@ -16,7 +16,7 @@ def app_answering():
     def make(status=200, body=None, routes=None):
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self):
-                code, answer = (routes or {}).get(self.path, (404, {"error": "not found"})) if routes else (status, body)
+                code, answer = routes.get(self.path, (404, {"error": "not found"})) if routes else (status, body)
                 raw = json.dumps(answer).encode()
                 self.send_response(code)
                 self.send_header("Content-Length", str(len(raw)))
